@@ -1,0 +1,80 @@
+"""The one table mapping domain errors to HTTP, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gridmap import errors as e
+
+PROBLEM_BASE = "https://gridmap.invalid/problems/"  # stable identifiers, not fetched
+MEDIA_TYPE = "application/problem+json"
+
+STATUS: list[tuple[type[e.GridmapError], int]] = [
+    (e.AuthenticationError, 401),
+    (e.PermissionDenied, 403),
+    (e.NotFound, 404),
+    (e.ConflictError, 409),
+    (e.PayloadTooLarge, 413),
+    (e.InvalidInput, 422),
+    (e.ServiceUnavailable, 503),
+    (e.GridmapError, 400),
+]
+
+
+def status_for(exc: e.GridmapError) -> int:
+    return next(code for cls, code in STATUS if isinstance(exc, cls))
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None,
+            **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.GridmapError)
+    async def _domain(request: Request, exc: e.GridmapError) -> JSONResponse:
+        status = status_for(exc)
+        return problem(status, exc.code, exc.code.replace("-", " "), exc.message,
+                       errors=exc.details, instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = [{"loc": list(err.get("loc", [])), "msg": err.get("msg"), "type": err.get("type")}
+                for err in exc.errors()]  # no "input": never echo what was sent
+        return problem(422, "invalid-request", "invalid request",
+                       "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs),
+                       errors=errs, instance=request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated",
+                403: "forbidden"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        return problem(503, "database-unavailable", "database unavailable",
+                       "the database did not answer; retry shortly", instance=request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if "statement timeout" in str(exc.orig):
+            resp = problem(503, "statement-timeout", "query took too long",
+                           "the request exceeded the statement timeout; narrow it or retry",
+                           instance=request.url.path)
+            resp.headers["Retry-After"] = "5"
+            return resp
+        return problem(422, "rejected-by-database", "the database rejected the request",
+                       str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary
+                           or "constraint violated"), instance=request.url.path)

@@ -1,0 +1,318 @@
+"""The ``gridmap`` command line: database, imports, users and tokens, serving, the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gridmap.errors import GridmapError
+from gridmap.settings import PROJECT_ROOT, Settings, get_settings
+
+app = typer.Typer(help="gridmap: grid-based community governance on PostGIS.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: private PostGIS cluster or GRIDMAP_DATABASE_URL.",
+                     no_args_is_help=True)
+import_app = typer.Typer(help="Load boundaries and other data.", no_args_is_help=True)
+user_app = typer.Typer(help="Application users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(user_app, name="user")
+
+SCENARIO = PROJECT_ROOT / "data" / "scenario"
+DISTRICTS = PROJECT_ROOT / "data" / "boundaries" / "yichang_districts.geojson"
+DEMO_USERS = [("admin", "admin", None), ("planner", "planner", "420502"),
+              ("dispatcher", "dispatcher", None), ("leader", "leader", None),
+              ("leader_xiling", "leader", "420502"), ("manager", "grid_manager", None)]
+
+
+def _fail(exc: GridmapError) -> None:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    for d in exc.details[:50]:
+        typer.echo(f"  - {d.get('message', d)}", err=True)
+    raise typer.Exit(2)
+
+
+def _engine(settings: Settings) -> Any:
+    from gridmap.store.db import database_url, make_engine
+    return make_engine(database_url(settings), settings.statement_timeout_ms)
+
+
+# -- db ------------------------------------------------------------------------------------------
+@db_app.command("up")
+def db_up() -> None:
+    """Create (first time), start and migrate the database. Idempotent."""
+    from gridmap.store.db import up
+    settings = get_settings()
+    try:
+        url, started = up(settings)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    shown = _redact(url)
+    if settings.database_url:
+        typer.echo(f"using external database {shown} (migrated)")
+    elif started:
+        typer.echo(f"started private PostGIS at {shown}")
+    else:
+        typer.echo(f"private PostGIS already running at {shown}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the private cluster (nothing to do for an external database)."""
+    from gridmap.store.cluster import PrivateCluster
+    settings = get_settings()
+    if settings.database_url:
+        typer.echo("external database in use: nothing to stop")
+        return
+    stopped = PrivateCluster(settings.data_dir, settings.pg_bin).stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the database is and whether it answers; exit 1 when it does not."""
+    from gridmap.store.cluster import PrivateCluster
+    from gridmap.store.db import database_url, make_engine, ping
+    settings = get_settings()
+    if not settings.database_url:
+        cluster = PrivateCluster(settings.data_dir, settings.pg_bin)
+        if not cluster.initialized or not cluster.running():
+            typer.echo(f"private cluster in {cluster.root}: "
+                       f"{'stopped' if cluster.initialized else 'not created'}")
+            raise typer.Exit(1)
+    try:
+        url = database_url(settings)
+        version = ping(make_engine(url))
+    except Exception as exc:
+        typer.echo(f"database not answering: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"running at {_redact(url)} (PostGIS {version})")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and ":" in url.split("@")[0]:
+        head, tail = url.rsplit("@", 1)
+        return head.rsplit(":", 1)[0] + ":***@" + tail
+    return url
+
+
+# -- import --------------------------------------------------------------------------------------
+@import_app.command("boundaries")
+def import_boundaries_cmd(
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, .shp or zipped Shapefile")],
+    level: Annotated[str, typer.Option(help="district | street | community")],
+    crs: Annotated[str | None, typer.Option(help="override: EPSG:n, gcj02, bd09, wgs84")] = None,
+    encoding: Annotated[str | None, typer.Option(help="attribute encoding, e.g. gbk")] = None,
+    layer: Annotated[str | None, typer.Option(help="layer name (GeoPackage)")] = None,
+    code_field: Annotated[str | None, typer.Option(help="column holding the code")] = None,
+    name_field: Annotated[str | None, typer.Option(help="column holding the name")] = None,
+    parent_field: Annotated[str | None, typer.Option(help="column holding the parent")] = None,
+    commit: Annotated[bool, typer.Option(help="write to the database (default: dry run)")] =
+    False,
+    repair: Annotated[bool, typer.Option(help="apply make_valid to invalid features")] = False,
+    synthetic: Annotated[bool, typer.Option(help="mark the areas as synthetic")] = False,
+    user: Annotated[str, typer.Option(help="who is importing (audit)")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Validate a boundary file and, with --commit, load it as one generation.
+
+    Exit 0: valid (and committed with --commit); 1: problems found, nothing written; 2: unusable
+    input (unreadable file, unknown field, no database).
+    """
+    from gridmap.boundaries import FieldMap
+    from gridmap.store.imports import import_boundaries
+    kwargs = {k: v for k, v in {"code": code_field, "name": name_field,
+                                "parent": parent_field}.items() if v}
+    try:
+        report = import_boundaries(_engine(get_settings()), file, level=level, crs=crs,
+                                   encoding=encoding, layer=layer, fields=FieldMap(**kwargs),
+                                   commit=commit, repair=repair, user=user, synthetic=synthetic)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(f"{report.source}: {report.features} {level} feature(s)")
+        for r in report.repairs:
+            typer.echo(f"  repaired {r}")
+        for p in report.problems:
+            typer.secho(f"  ✗ [{p['kind']}] {p['message']}", fg="red")
+        if report.ok:
+            typer.echo(f"  ✓ valid; {'committed as generation ' + str(report.generation_id) if report.committed else 'dry run: nothing written (use --commit)'}")  # noqa: E501
+        else:
+            typer.secho(f"  {len(report.problems)} problem(s); nothing written", fg="red")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@import_app.command("scenario")
+def import_scenario(
+    reload: Annotated[bool, typer.Option(help="load again even if areas exist")] = False,
+) -> None:
+    """Load the Yichang scenario: 4 real districts, synthetic streets, communities, households,
+    roads."""
+    try:
+        _load_scenario(get_settings(), reload=reload)
+    except GridmapError as exc:
+        _fail(exc)
+
+
+def _load_scenario(settings: Settings, *, reload: bool = False) -> None:
+    import geopandas as gpd
+    import pandas as pd
+
+    from gridmap.store.bulk import count_rows, load_household_units, load_road_edges
+    from gridmap.store.db import session_scope
+    from gridmap.store.imports import import_boundaries
+    from gridmap.store.models import Area
+
+    engine = _engine(settings)
+    with session_scope(engine) as s:
+        existing = count_rows(s, Area)
+    if existing and not reload:
+        typer.echo(f"scenario already loaded ({existing} areas); use --reload to load again")
+        return
+    steps = [(DISTRICTS, "district", False), (SCENARIO / "streets.geojson", "street", True),
+             (SCENARIO / "communities.geojson", "community", True)]
+    for path, level, synthetic in steps:
+        report = import_boundaries(engine, path, level=level, commit=True, user="demo",
+                                   synthetic=synthetic)
+        if not report.ok:
+            raise GridmapError(f"{path.name} failed validation", details=report.problems)
+        typer.echo(f"loaded {report.features:4d} {level:9s} from {path.relative_to(PROJECT_ROOT)}")
+    hh_path = next((p for p in (SCENARIO / "households.csv", SCENARIO / "households.csv.gz")
+                    if p.exists()), None)
+    if hh_path is not None:
+        units = pd.read_csv(hh_path, dtype={"community": str})
+        with session_scope(engine) as s:
+            n = load_household_units(s, units, source=str(hh_path.name), user="demo")
+        typer.echo(f"loaded {n} household units ({int(units['households'].sum())} households)")
+    roads_path = SCENARIO / "roads.geojson"
+    if roads_path.exists():
+        roads = gpd.read_file(roads_path)
+        with session_scope(engine) as s:
+            n = load_road_edges(s, roads, source=roads_path.name, user="demo")
+        typer.echo(f"loaded {n} road edges")
+
+
+# -- users ---------------------------------------------------------------------------------------
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin|planner|dispatcher|leader|grid_manager|"
+                                           "volunteer")],
+    area: Annotated[str | None, typer.Option(help="area code of the user's scope")] = None,
+    password: Annotated[str | None, typer.Option(
+        help="password for POST /api/v1/auth/token (default: generated and printed)")] = None,
+) -> None:
+    """Create a user with a role and an area scope."""
+    from gridmap.security import new_password
+    from gridmap.store.db import session_scope
+    from gridmap.store.users import add_user
+    pw = password or new_password()
+    try:
+        with session_scope(_engine(get_settings())) as s:
+            add_user(s, name, role, area, pw)
+    except GridmapError as exc:
+        _fail(exc)
+    typer.echo(f"user {name} ({role}, scope {area or 'all'}) created; password: {pw}")
+
+
+@app.command("token")
+def token_cmd(
+    name: str,
+    ttl_minutes: Annotated[int | None, typer.Option(help="lifetime (default from settings)")] =
+    None,
+    revoke: Annotated[bool, typer.Option(help="revoke all earlier tokens first")] = False,
+) -> None:
+    """Print a bearer token for user NAME (for scripts)."""
+    from gridmap.security import TokenClaims, issue_token
+    from gridmap.store.db import session_scope
+    from gridmap.store.users import get_user, revoke_tokens
+    settings = get_settings()
+    with session_scope(_engine(settings)) as s:
+        if revoke:
+            try:
+                revoke_tokens(s, name)
+            except GridmapError as exc:
+                _fail(exc)
+        user = get_user(s, name)
+        if user is None:
+            typer.secho(f"error: no user {name!r}", fg="red", err=True)
+            raise typer.Exit(2)
+        claims = TokenClaims(user.name, user.role, user.area_code, user.token_version)
+    typer.echo(issue_token(claims, settings.signing_key(), settings.token_audience,
+                           ttl_minutes or settings.token_ttl_minutes))
+
+
+# -- serving -------------------------------------------------------------------------------------
+@app.command("serve")
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000) -> None:
+    """Serve the API and pages (foreground)."""
+    import uvicorn
+
+    from api import create_app
+    try:
+        application = create_app(get_settings())
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("demo")
+def demo(host: Annotated[str, typer.Option()] = "127.0.0.1",
+         port: Annotated[int, typer.Option()] = 8000,
+         no_serve: Annotated[bool, typer.Option(help="prepare only, do not serve")] = False
+         ) -> None:
+    """Start the private PostGIS, load the Yichang scenario, create demo users, serve."""
+    from gridmap.store.db import session_scope, up
+    from gridmap.store.users import add_user, get_user
+    settings = get_settings()
+    try:
+        url, _ = up(settings)
+        typer.echo(f"database: {_redact(url)}")
+        _load_scenario(settings)
+        logins = _demo_logins(settings)
+        with session_scope(_engine(settings)) as s:
+            for name, role, area in DEMO_USERS:
+                if get_user(s, name) is None:
+                    add_user(s, name, role, area, logins[name], actor="demo")
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo("\nDemo logins (POST /api/v1/auth/token, or `gridmap token NAME`):")
+    for name, role, area in DEMO_USERS:
+        typer.echo(f"  {name:14s} {logins[name]:18s} role={role:12s} scope={area or 'all'}")
+    typer.echo(f"\nServing on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    sys.stdout.flush()
+    if not no_serve:
+        serve(host=host, port=port)
+
+
+def _demo_logins(settings: Settings) -> dict[str, str]:
+    """Demo passwords, generated once and kept in the data folder (0600)."""
+    from gridmap.security import new_password
+    path = settings.data_dir / "demo-logins.json"
+    logins: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    changed = False
+    for name, _, _ in DEMO_USERS:
+        if name not in logins:
+            logins[name] = new_password()
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(logins, indent=1))
+        path.chmod(0o600)
+    return logins
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,25 @@
+"""The role × operation matrix that drives every route guard (least privilege).
+
+Each API operation names one entry here; a test enumerates the OpenAPI operations and fails on
+any operation without an entry. Object-level scope (the caller's area) is checked separately.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MATRIX", "PUBLIC_OPERATIONS", "allowed"]
+
+ALL_ROLES = frozenset({"admin", "planner", "dispatcher", "leader", "grid_manager", "volunteer"})
+
+# operation id → roles allowed
+MATRIX: dict[str, frozenset[str]] = {
+    "areas.read": ALL_ROLES - {"volunteer"},
+    "auth.whoami": ALL_ROLES,
+}
+
+# operations that need no token at all
+PUBLIC_OPERATIONS = frozenset({"health", "auth.token"})
+
+
+def allowed(operation: str, role: str) -> bool:
+    """True when ``role`` may perform ``operation`` (unknown operations allow nobody)."""
+    return role in MATRIX.get(operation, frozenset())

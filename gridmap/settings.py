@@ -1,0 +1,64 @@
+"""Runtime settings (environment prefix ``GRIDMAP_``), split by concern.
+
+Nothing here opens connections; the CLI and ``api.create_app`` read a :class:`Settings` once and
+pass it down, so tests can build an app against any database without touching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """All knobs of the service. Every field can be set as ``GRIDMAP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    # database: an external server when given, else the private cluster under data_dir
+    database_url: str | None = None
+    data_dir: Path = Field(default=PROJECT_ROOT / ".gridmap")
+    pg_bin: Path | None = None
+    statement_timeout_ms: int = 15_000
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_page_size: int = 5_000
+
+    # authentication: the signing key lives in data_dir/secret.key unless given
+    secret_key: str | None = None
+    token_ttl_minutes: int = 12 * 60
+    token_audience: str = "gridmap"
+
+    @property
+    def secret_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def signing_key(self) -> str:
+        """The JWT signing key; created once (0600) so tokens survive restarts."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.secret_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(os.urandom(32).hex())
+        return path.read_text().strip()
+
+
+def get_settings() -> Settings:
+    """Settings from the environment; ``DATABASE_URL`` is honoured when ``GRIDMAP_`` is unset."""
+    settings = Settings()
+    if settings.database_url is None and os.environ.get("DATABASE_URL"):
+        settings.database_url = os.environ["DATABASE_URL"]
+    return settings

@@ -1,0 +1,78 @@
+"""Engines, sessions and migrations. One transaction per unit of work: repositories never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from gridmap.errors import ServiceUnavailable
+from gridmap.settings import Settings
+from gridmap.store.cluster import PrivateCluster, normalize_url
+
+__all__ = ["database_url", "make_engine", "migrate", "session_scope", "up"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def database_url(settings: Settings) -> str:
+    """The configured external server, or the private cluster (which must be initialised)."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    cluster = PrivateCluster(settings.data_dir, settings.pg_bin)
+    if not cluster.initialized:
+        raise ServiceUnavailable("no database: run `gridmap db up` or set GRIDMAP_DATABASE_URL",
+                                 code="database-missing")
+    return cluster.url()
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str, statement_timeout_ms: int) -> Engine:
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True,
+        connect_args={"options": f"-c statement_timeout={statement_timeout_ms}",
+                      "application_name": "gridmap"},
+    )
+
+
+def make_engine(url: str, statement_timeout_ms: int = 15_000) -> Engine:
+    """A pooled engine per URL (cached: one pool per process and database)."""
+    return _engine(normalize_url(url), statement_timeout_ms)
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Apply Alembic migrations up to ``revision``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    command.upgrade(cfg, revision)
+
+
+def up(settings: Settings) -> tuple[str, bool]:
+    """Make the database reachable and migrated. Returns (url, started_a_server)."""
+    if settings.database_url:
+        url, started = normalize_url(settings.database_url), False
+    else:
+        url, started = PrivateCluster(settings.data_dir, settings.pg_bin).up()
+    migrate(url)
+    return url, started
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def ping(engine: Engine) -> str:
+    """PostGIS version string; raises when the database does not answer."""
+    with engine.connect() as conn:
+        return str(conn.execute(text("SELECT postgis_lib_version()")).scalar_one())

@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostGIS (never mocked, never skipped) and a real HTTP server.
+
+The database is ``GRIDMAP_TEST_DATABASE_URL`` when set (it is wiped!), else a fresh
+``gridmap_test`` database on the project's private cluster, which this fixture starts.
+Tests in integration/, api/ and e2e/ carry the ``db`` marker; if any of them is skipped the
+run fails, so a missing PostGIS can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from gridmap.settings import PROJECT_ROOT, Settings
+
+DB_DIRS = ("integration", "api", "e2e")
+KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"/tests/{d}/" in str(item.fspath) for d in DB_DIRS):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.get_closest_marker("db") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"PostGIS test skipped ({report.longrepr}); skipping is a failure here"
+
+
+@pytest.fixture(scope="session")
+def test_database_url() -> str:
+    from gridmap.store.cluster import PrivateCluster, normalize_url
+    from gridmap.store.db import migrate
+
+    url = os.environ.get("GRIDMAP_TEST_DATABASE_URL")
+    if url:
+        url = normalize_url(url)
+    else:
+        data_dir = Path(os.environ.get("GRIDMAP_DATA_DIR", PROJECT_ROOT / ".gridmap"))
+        cluster = PrivateCluster(data_dir)
+        cluster.up()
+        url = cluster.ensure_database("gridmap_test", fresh=True)
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(test_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(database_url=test_database_url, secret_key=secrets.token_hex(16),
+                    data_dir=tmp_path_factory.mktemp("gridmap-data"))
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Engine:
+    from gridmap.store.db import make_engine
+
+    assert settings.database_url
+    return make_engine(settings.database_url)
+
+
+def wipe(engine: Engine) -> None:
+    """Empty every application table (TRUNCATE: row triggers such as the audit guard do not fire)."""
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+            if r[0] not in KEEP_TABLES]
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """An empty, migrated database."""
+    wipe(engine)
+    return engine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings) -> Iterator[str]:
+    """The real app served by uvicorn on a loopback port; yields its base URL."""
+    import uvicorn
+
+    from api import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
