@@ -23,10 +23,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (environment by default). Opens no connection yet."""
     settings = settings or get_settings()
     app = FastAPI(
-        title="gridmap", version=__version__,
+        title="gridmap",
+        version=__version__,
         description="Grid-based community governance (网格化管理): areas, grids, staffing, "
-                    "incidents and dispatch on PostGIS.",
-        docs_url=None, redoc_url=None,
+        "incidents and dispatch on PostGIS.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(database_url(settings), settings.statement_timeout_ms)
@@ -37,10 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def docs() -> HTMLResponse:
         """Swagger UI served from vendored assets (works air-gapped)."""
         return get_swagger_ui_html(
-            openapi_url="/openapi.json", title="gridmap API",
+            openapi_url="/openapi.json",
+            title="gridmap API",
             swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.png")
+            swagger_favicon_url="/static/favicon.png",
+        )
 
     for module in (health, auth, areas):
         app.include_router(module.router)

@@ -21,8 +21,9 @@ from gridmap.security import read_token
 from gridmap.settings import Settings
 from gridmap.store.users import get_user
 
-_bearer = HTTPBearer(auto_error=False, description="Token from `gridmap token NAME` or "
-                     "POST /api/v1/auth/token")
+_bearer = HTTPBearer(
+    auto_error=False, description="Token from `gridmap token NAME` or POST /api/v1/auth/token"
+)
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -52,9 +53,11 @@ class User:
     area: str | None
 
 
-def current_user(session: SessionDep, settings: SettingsDep,
-                 cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-                 ) -> User:
+def current_user(
+    session: SessionDep,
+    settings: SettingsDep,
+    cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
     if cred is None or cred.scheme.lower() != "bearer":
         raise AuthenticationError("a bearer token is required", code="missing-token")
     claims = read_token(cred.credentials, settings.signing_key(), settings.token_audience)
@@ -72,8 +75,9 @@ def guard(operation: str):  # type: ignore[no-untyped-def]
 
     def _check(user: CurrentUser) -> User:
         if not allowed(operation, user.role):
-            raise PermissionDenied(f"role {user.role!r} may not perform {operation}",
-                                   code="forbidden")
+            raise PermissionDenied(
+                f"role {user.role!r} may not perform {operation}", code="forbidden"
+            )
         return user
 
     _check.__name__ = f"guard_{operation.replace('.', '_')}"

@@ -31,8 +31,9 @@ def status_for(exc: e.GridmapError) -> int:
     return next(code for cls, code in STATUS if isinstance(exc, cls))
 
 
-def problem(status: int, code: str, title: str, detail: str | None = None,
-            **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+) -> JSONResponse:
     body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -45,36 +46,66 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.GridmapError)
     async def _domain(request: Request, exc: e.GridmapError) -> JSONResponse:
         status = status_for(exc)
-        return problem(status, exc.code, exc.code.replace("-", " "), exc.message,
-                       errors=exc.details, instance=request.url.path)
+        return problem(
+            status,
+            exc.code,
+            exc.code.replace("-", " "),
+            exc.message,
+            errors=exc.details,
+            instance=request.url.path,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = [{"loc": list(err.get("loc", [])), "msg": err.get("msg"), "type": err.get("type")}
-                for err in exc.errors()]  # no "input": never echo what was sent
-        return problem(422, "invalid-request", "invalid request",
-                       "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs),
-                       errors=errs, instance=request.url.path)
+        errs = [
+            {"loc": list(err.get("loc", [])), "msg": err.get("msg"), "type": err.get("type")}
+            for err in exc.errors()
+        ]  # no "input": never echo what was sent
+        return problem(
+            422,
+            "invalid-request",
+            "invalid request",
+            "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errs),
+            errors=errs,
+            instance=request.url.path,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated",
-                403: "forbidden"}.get(exc.status_code, "http-error")
+        code = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthenticated",
+            403: "forbidden",
+        }.get(exc.status_code, "http-error")
         return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
-        return problem(503, "database-unavailable", "database unavailable",
-                       "the database did not answer; retry shortly", instance=request.url.path)
+        return problem(
+            503,
+            "database-unavailable",
+            "database unavailable",
+            "the database did not answer; retry shortly",
+            instance=request.url.path,
+        )
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if "statement timeout" in str(exc.orig):
-            resp = problem(503, "statement-timeout", "query took too long",
-                           "the request exceeded the statement timeout; narrow it or retry",
-                           instance=request.url.path)
+            resp = problem(
+                503,
+                "statement-timeout",
+                "query took too long",
+                "the request exceeded the statement timeout; narrow it or retry",
+                instance=request.url.path,
+            )
             resp.headers["Retry-After"] = "5"
             return resp
-        return problem(422, "rejected-by-database", "the database rejected the request",
-                       str(getattr(exc.orig, "diag", None) and exc.orig.diag.message_primary
-                           or "constraint violated"), instance=request.url.path)
+        return problem(
+            422,
+            "rejected-by-database",
+            "the database rejected the request",
+            str(getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "rejected"),
+            instance=request.url.path,
+        )

@@ -25,38 +25,53 @@ class BodyLimit:
             await self._reject(send)
             return
         seen = 0
-        started = False
+        exceeded = False
+        replied = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # Frameworks turn a failed body read into their own error (FastAPI: 400);
+            # once the cap was passed, whatever they answer is replaced by our 413.
+            nonlocal replied
+            if not exceeded:
+                await send(message)
+            elif not replied:
+                replied = True
+                await self._reject(send)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
-            if not started:
+            if not replied:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body: dict[str, Any] = {
             "type": "https://gridmap.invalid/problems/payload-too-large",
-            "title": "payload too large", "status": 413,
-            "detail": f"request body exceeds {self.max_bytes} bytes"}
+            "title": "payload too large",
+            "status": 413,
+            "detail": f"request body exceeds {self.max_bytes} bytes",
+        }
         data = json.dumps(body).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(data)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
 

@@ -10,23 +10,30 @@ from typing import Annotated, Any
 import typer
 
 from gridmap.errors import GridmapError
-from gridmap.settings import PROJECT_ROOT, Settings, get_settings
+from gridmap.settings import Settings, get_settings
 
-app = typer.Typer(help="gridmap: grid-based community governance on PostGIS.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-db_app = typer.Typer(help="The database: private PostGIS cluster or GRIDMAP_DATABASE_URL.",
-                     no_args_is_help=True)
+app = typer.Typer(
+    help="gridmap: grid-based community governance on PostGIS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The database: private PostGIS cluster or GRIDMAP_DATABASE_URL.", no_args_is_help=True
+)
 import_app = typer.Typer(help="Load boundaries and other data.", no_args_is_help=True)
 user_app = typer.Typer(help="Application users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(user_app, name="user")
 
-SCENARIO = PROJECT_ROOT / "data" / "scenario"
-DISTRICTS = PROJECT_ROOT / "data" / "boundaries" / "yichang_districts.geojson"
-DEMO_USERS = [("admin", "admin", None), ("planner", "planner", "420502"),
-              ("dispatcher", "dispatcher", None), ("leader", "leader", None),
-              ("leader_xiling", "leader", "420502"), ("manager", "grid_manager", None)]
+DEMO_USERS = [
+    ("admin", "admin", None),
+    ("planner", "planner", "420502"),
+    ("dispatcher", "dispatcher", None),
+    ("leader", "leader", None),
+    ("leader_xiling", "leader", "420502"),
+    ("manager", "grid_manager", None),
+]
 
 
 def _fail(exc: GridmapError) -> None:
@@ -38,6 +45,7 @@ def _fail(exc: GridmapError) -> None:
 
 def _engine(settings: Settings) -> Any:
     from gridmap.store.db import database_url, make_engine
+
     return make_engine(database_url(settings), settings.statement_timeout_ms)
 
 
@@ -46,6 +54,7 @@ def _engine(settings: Settings) -> Any:
 def db_up() -> None:
     """Create (first time), start and migrate the database. Idempotent."""
     from gridmap.store.db import up
+
     settings = get_settings()
     try:
         url, started = up(settings)
@@ -65,6 +74,7 @@ def db_up() -> None:
 def db_down() -> None:
     """Stop the private cluster (nothing to do for an external database)."""
     from gridmap.store.cluster import PrivateCluster
+
     settings = get_settings()
     if settings.database_url:
         typer.echo("external database in use: nothing to stop")
@@ -78,12 +88,15 @@ def db_status() -> None:
     """Where the database is and whether it answers; exit 1 when it does not."""
     from gridmap.store.cluster import PrivateCluster
     from gridmap.store.db import database_url, make_engine, ping
+
     settings = get_settings()
     if not settings.database_url:
         cluster = PrivateCluster(settings.data_dir, settings.pg_bin)
         if not cluster.initialized or not cluster.running():
-            typer.echo(f"private cluster in {cluster.root}: "
-                       f"{'stopped' if cluster.initialized else 'not created'}")
+            typer.echo(
+                f"private cluster in {cluster.root}: "
+                f"{'stopped' if cluster.initialized else 'not created'}"
+            )
             raise typer.Exit(1)
     try:
         url = database_url(settings)
@@ -112,8 +125,7 @@ def import_boundaries_cmd(
     code_field: Annotated[str | None, typer.Option(help="column holding the code")] = None,
     name_field: Annotated[str | None, typer.Option(help="column holding the name")] = None,
     parent_field: Annotated[str | None, typer.Option(help="column holding the parent")] = None,
-    commit: Annotated[bool, typer.Option(help="write to the database (default: dry run)")] =
-    False,
+    commit: Annotated[bool, typer.Option(help="write to the database (default: dry run)")] = False,
     repair: Annotated[bool, typer.Option(help="apply make_valid to invalid features")] = False,
     synthetic: Annotated[bool, typer.Option(help="mark the areas as synthetic")] = False,
     user: Annotated[str, typer.Option(help="who is importing (audit)")] = "cli",
@@ -126,12 +138,21 @@ def import_boundaries_cmd(
     """
     from gridmap.boundaries import FieldMap
     from gridmap.store.imports import import_boundaries
-    kwargs = {k: v for k, v in {"code": code_field, "name": name_field,
-                                "parent": parent_field}.items() if v}
+
     try:
-        report = import_boundaries(_engine(get_settings()), file, level=level, crs=crs,
-                                   encoding=encoding, layer=layer, fields=FieldMap(**kwargs),
-                                   commit=commit, repair=repair, user=user, synthetic=synthetic)
+        report = import_boundaries(
+            _engine(get_settings()),
+            file,
+            level=level,
+            crs=crs,
+            encoding=encoding,
+            layer=layer,
+            fields=FieldMap(code=code_field, name=name_field, parent=parent_field),
+            commit=commit,
+            repair=repair,
+            user=user,
+            synthetic=synthetic,
+        )
     except GridmapError as exc:
         _fail(exc)
         return
@@ -144,7 +165,12 @@ def import_boundaries_cmd(
         for p in report.problems:
             typer.secho(f"  ✗ [{p['kind']}] {p['message']}", fg="red")
         if report.ok:
-            typer.echo(f"  ✓ valid; {'committed as generation ' + str(report.generation_id) if report.committed else 'dry run: nothing written (use --commit)'}")  # noqa: E501
+            done = (
+                f"committed as generation {report.generation_id}"
+                if report.committed
+                else "dry run: nothing written (use --commit)"
+            )
+            typer.echo(f"  ✓ valid; {done}")
         else:
             typer.secho(f"  {len(report.problems)} problem(s); nothing written", fg="red")
     if not report.ok:
@@ -164,57 +190,29 @@ def import_scenario(
 
 
 def _load_scenario(settings: Settings, *, reload: bool = False) -> None:
-    import geopandas as gpd
-    import pandas as pd
+    from gridmap.store.demo_data import load_scenario
 
-    from gridmap.store.bulk import count_rows, load_household_units, load_road_edges
-    from gridmap.store.db import session_scope
-    from gridmap.store.imports import import_boundaries
-    from gridmap.store.models import Area
-
-    engine = _engine(settings)
-    with session_scope(engine) as s:
-        existing = count_rows(s, Area)
-    if existing and not reload:
-        typer.echo(f"scenario already loaded ({existing} areas); use --reload to load again")
-        return
-    steps = [(DISTRICTS, "district", False), (SCENARIO / "streets.geojson", "street", True),
-             (SCENARIO / "communities.geojson", "community", True)]
-    for path, level, synthetic in steps:
-        report = import_boundaries(engine, path, level=level, commit=True, user="demo",
-                                   synthetic=synthetic)
-        if not report.ok:
-            raise GridmapError(f"{path.name} failed validation", details=report.problems)
-        typer.echo(f"loaded {report.features:4d} {level:9s} from {path.relative_to(PROJECT_ROOT)}")
-    hh_path = next((p for p in (SCENARIO / "households.csv", SCENARIO / "households.csv.gz")
-                    if p.exists()), None)
-    if hh_path is not None:
-        units = pd.read_csv(hh_path, dtype={"community": str})
-        with session_scope(engine) as s:
-            n = load_household_units(s, units, source=str(hh_path.name), user="demo")
-        typer.echo(f"loaded {n} household units ({int(units['households'].sum())} households)")
-    roads_path = SCENARIO / "roads.geojson"
-    if roads_path.exists():
-        roads = gpd.read_file(roads_path)
-        with session_scope(engine) as s:
-            n = load_road_edges(s, roads, source=roads_path.name, user="demo")
-        typer.echo(f"loaded {n} road edges")
+    load_scenario(_engine(settings), reload=reload, say=typer.echo)
 
 
 # -- users ---------------------------------------------------------------------------------------
 @user_app.command("add")
 def user_add(
     name: str,
-    role: Annotated[str, typer.Option(help="admin|planner|dispatcher|leader|grid_manager|"
-                                           "volunteer")],
+    role: Annotated[
+        str, typer.Option(help="admin|planner|dispatcher|leader|grid_manager|volunteer")
+    ],
     area: Annotated[str | None, typer.Option(help="area code of the user's scope")] = None,
-    password: Annotated[str | None, typer.Option(
-        help="password for POST /api/v1/auth/token (default: generated and printed)")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="password for POST /api/v1/auth/token (default: generated and printed)"),
+    ] = None,
 ) -> None:
     """Create a user with a role and an area scope."""
     from gridmap.security import new_password
     from gridmap.store.db import session_scope
     from gridmap.store.users import add_user
+
     pw = password or new_password()
     try:
         with session_scope(_engine(get_settings())) as s:
@@ -227,14 +225,16 @@ def user_add(
 @app.command("token")
 def token_cmd(
     name: str,
-    ttl_minutes: Annotated[int | None, typer.Option(help="lifetime (default from settings)")] =
-    None,
+    ttl_minutes: Annotated[
+        int | None, typer.Option(help="lifetime (default from settings)")
+    ] = None,
     revoke: Annotated[bool, typer.Option(help="revoke all earlier tokens first")] = False,
 ) -> None:
     """Print a bearer token for user NAME (for scripts)."""
     from gridmap.security import TokenClaims, issue_token
     from gridmap.store.db import session_scope
     from gridmap.store.users import get_user, revoke_tokens
+
     settings = get_settings()
     with session_scope(_engine(settings)) as s:
         if revoke:
@@ -247,18 +247,26 @@ def token_cmd(
             typer.secho(f"error: no user {name!r}", fg="red", err=True)
             raise typer.Exit(2)
         claims = TokenClaims(user.name, user.role, user.area_code, user.token_version)
-    typer.echo(issue_token(claims, settings.signing_key(), settings.token_audience,
-                           ttl_minutes or settings.token_ttl_minutes))
+    typer.echo(
+        issue_token(
+            claims,
+            settings.signing_key(),
+            settings.token_audience,
+            ttl_minutes or settings.token_ttl_minutes,
+        )
+    )
 
 
 # -- serving -------------------------------------------------------------------------------------
 @app.command("serve")
-def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
-          port: Annotated[int, typer.Option()] = 8000) -> None:
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000
+) -> None:
     """Serve the API and pages (foreground)."""
     import uvicorn
 
     from api import create_app
+
     try:
         application = create_app(get_settings())
     except GridmapError as exc:
@@ -268,13 +276,15 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
 
 @app.command("demo")
-def demo(host: Annotated[str, typer.Option()] = "127.0.0.1",
-         port: Annotated[int, typer.Option()] = 8000,
-         no_serve: Annotated[bool, typer.Option(help="prepare only, do not serve")] = False
-         ) -> None:
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    no_serve: Annotated[bool, typer.Option(help="prepare only, do not serve")] = False,
+) -> None:
     """Start the private PostGIS, load the Yichang scenario, create demo users, serve."""
     from gridmap.store.db import session_scope, up
     from gridmap.store.users import add_user, get_user
+
     settings = get_settings()
     try:
         url, _ = up(settings)
@@ -300,6 +310,7 @@ def demo(host: Annotated[str, typer.Option()] = "127.0.0.1",
 def _demo_logins(settings: Settings) -> dict[str, str]:
     """Demo passwords, generated once and kept in the data folder (0600)."""
     from gridmap.security import new_password
+
     path = settings.data_dir / "demo-logins.json"
     logins: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     changed = False

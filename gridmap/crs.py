@@ -73,14 +73,28 @@ def _delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """GCJ-02 offset (degrees) for WGS84 points; zero outside China."""
     x, y = lon - 105.0, lat - 35.0
     sqrt_abs_x = np.sqrt(np.abs(x))
-    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
-            + (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(y * math.pi) + 40.0 * np.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
-            + (160.0 * np.sin(y / 12.0 * math.pi) + 320 * np.sin(y * math.pi / 30.0)) * 2.0 / 3.0)
-    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x
-            + (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(x * math.pi) + 40.0 * np.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
-            + (150.0 * np.sin(x / 12.0 * math.pi) + 300.0 * np.sin(x / 30.0 * math.pi)) * 2.0 / 3.0)
+    dlat = (
+        -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * sqrt_abs_x
+        + (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+        + (20.0 * np.sin(y * math.pi) + 40.0 * np.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+        + (160.0 * np.sin(y / 12.0 * math.pi) + 320 * np.sin(y * math.pi / 30.0)) * 2.0 / 3.0
+    )
+    dlon = (
+        300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * sqrt_abs_x
+        + (20.0 * np.sin(6.0 * x * math.pi) + 20.0 * np.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+        + (20.0 * np.sin(x * math.pi) + 40.0 * np.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+        + (150.0 * np.sin(x / 12.0 * math.pi) + 300.0 * np.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+    )
     radlat = lat / 180.0 * math.pi
     magic = 1 - _EE * np.sin(radlat) ** 2
     sqrtmagic = np.sqrt(magic)
@@ -97,8 +111,11 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarr
     return lon + dlon, lat + dlat
 
 
-def _invert(forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
-            lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _invert(
+    forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    lon: np.ndarray,
+    lat: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``forward(w) == (lon, lat)`` by fixed-point iteration (the offset field is smooth)."""
     wlon, wlat = lon.copy(), lat.copy()
     for _ in range(_ITER_MAX):
@@ -145,10 +162,21 @@ def normalize_crs(name: str | int | None) -> str:
         name = f"EPSG:{name}"
     key = str(name).strip().lower().replace("-", "").replace("_", "")
     aliases = {
-        "wgs84": "wgs84", "gps": "wgs84", "epsg:4326": "wgs84", "4326": "wgs84",
-        "gcj02": "gcj02", "gcj": "gcj02", "amap": "gcj02", "gaode": "gcj02", "tencent": "gcj02",
-        "bd09": "bd09", "bd09ll": "bd09", "baidu": "bd09",
-        "cgcs2000": "cgcs2000", "epsg:4490": "cgcs2000", "4490": "cgcs2000",
+        "wgs84": "wgs84",
+        "gps": "wgs84",
+        "epsg:4326": "wgs84",
+        "4326": "wgs84",
+        "gcj02": "gcj02",
+        "gcj": "gcj02",
+        "amap": "gcj02",
+        "gaode": "gcj02",
+        "tencent": "gcj02",
+        "bd09": "bd09",
+        "bd09ll": "bd09",
+        "baidu": "bd09",
+        "cgcs2000": "cgcs2000",
+        "epsg:4490": "cgcs2000",
+        "4490": "cgcs2000",
     }
     if key in aliases:
         return aliases[key]
@@ -159,8 +187,9 @@ def normalize_crs(name: str | int | None) -> str:
         try:
             _transformer(f"EPSG:{int(code)}", "EPSG:4326")
         except CRSError as exc:
-            raise InvalidInput(f"unknown coordinate system {name!r}: {exc}",
-                               code="unknown-crs") from exc
+            raise InvalidInput(
+                f"unknown coordinate system {name!r}: {exc}", code="unknown-crs"
+            ) from exc
         return f"EPSG:{int(code)}"
     raise InvalidInput(
         f"unknown coordinate system {name!r}; use wgs84, gcj02, bd09, cgcs2000 or EPSG:n",
@@ -170,16 +199,16 @@ def normalize_crs(name: str | int | None) -> str:
 
 @lru_cache(maxsize=64)
 def _transformer(src: str, dst: str) -> Transformer:
-    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst),
-                                always_xy=True)
+    return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
 def _epsg(name: str) -> str:
     return "EPSG:4490" if name == "cgcs2000" else name
 
 
-def to_wgs84(x: ArrayLike, y: ArrayLike, crs: str | int | None = "wgs84"
-             ) -> tuple[np.ndarray, np.ndarray]:
+def to_wgs84(
+    x: ArrayLike, y: ArrayLike, crs: str | int | None = "wgs84"
+) -> tuple[np.ndarray, np.ndarray]:
     """Convert coordinates in ``crs`` (x = lon/easting, y = lat/northing) to WGS84 lon/lat."""
     name = normalize_crs(crs)
     if name == "wgs84":
@@ -192,8 +221,9 @@ def to_wgs84(x: ArrayLike, y: ArrayLike, crs: str | int | None = "wgs84"
     return _f(lon), _f(lat)
 
 
-def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | int | None = "wgs84"
-               ) -> tuple[np.ndarray, np.ndarray]:
+def from_wgs84(
+    lon: ArrayLike, lat: ArrayLike, crs: str | int | None = "wgs84"
+) -> tuple[np.ndarray, np.ndarray]:
     """Convert WGS84 lon/lat to ``crs``."""
     name = normalize_crs(crs)
     if name == "wgs84":
@@ -229,7 +259,7 @@ def metric_crs_for(lon: float, lat: float) -> str:
     if not (math.isfinite(lon) and math.isfinite(lat)) or abs(lat) > 90 or abs(lon) > 180:
         raise InvalidInput(f"no metric CRS for lon={lon}, lat={lat}", code="out-of-range")
     if not bool(out_of_china(lon, lat)) and 73.5 <= lon <= 136.5:
-        cm = min(135, max(75, int(round(lon / 3.0)) * 3))
+        cm = min(135, max(75, round(lon / 3.0) * 3))
         return f"EPSG:{4534 + (cm - 75) // 3}"
     zone = min(60, int((lon + 180) // 6) + 1)
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
@@ -244,5 +274,6 @@ def metric_crs_for_geometry(geom: Any) -> str:
 def to_metric(geom: Any, crs: str | None = None) -> Any:
     """Project a WGS84 geometry (or array) into its local metric CRS (or ``crs``)."""
     target = crs or metric_crs_for_geometry(
-        shapely.union_all(geom) if isinstance(geom, np.ndarray) else geom)
+        shapely.union_all(geom) if isinstance(geom, np.ndarray) else geom
+    )
     return transform_geometry(geom, "wgs84", target)

@@ -59,8 +59,11 @@ def test_database_url() -> str:
 
 @pytest.fixture(scope="session")
 def settings(test_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(database_url=test_database_url, secret_key=secrets.token_hex(16),
-                    data_dir=tmp_path_factory.mktemp("gridmap-data"))
+    return Settings(
+        database_url=test_database_url,
+        secret_key=secrets.token_hex(16),
+        data_dir=tmp_path_factory.mktemp("gridmap-data"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +75,15 @@ def engine(settings: Settings) -> Engine:
 
 
 def wipe(engine: Engine) -> None:
-    """Empty every application table (TRUNCATE: row triggers such as the audit guard do not fire)."""
+    """Empty every application table (TRUNCATE: row triggers like the audit guard do not fire)."""
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
-            if r[0] not in KEEP_TABLES]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            if r[0] not in KEEP_TABLES
+        ]
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
@@ -101,8 +108,9 @@ def server(settings: Settings) -> Iterator[str]:
     from api import create_app
 
     port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

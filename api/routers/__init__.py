@@ -11,8 +11,10 @@ from api.deps import guard
 
 def permission(operation: str) -> dict[str, Any]:
     """Route keyword arguments binding a route to one permission-matrix operation."""
-    return {"dependencies": [Depends(guard(operation))],
-            "openapi_extra": {"x-permission": operation}}
+    return {
+        "dependencies": [Depends(guard(operation))],
+        "openapi_extra": {"x-permission": operation},
+    }
 
 
 def public(operation: str) -> dict[str, Any]:

@@ -18,18 +18,24 @@ Code = Annotated[str, Path(pattern=r"^[0-9]{6,12}$", description="area code, 6â€
 
 
 @router.get("", **permission("areas.read"))
-def areas(session: SessionDep, user: CurrentUser, settings: SettingsDep,
-          level: Literal["district", "street", "community"] | None = None,
-          parent: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
-          limit: Annotated[int | None, Query(ge=1)] = None,
-          offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+def areas(
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    level: Literal["district", "street", "community"] | None = None,
+    parent: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
     """Areas within the caller's scope, filtered by level and parent code."""
     limit = min(limit or settings.max_page_size, settings.max_page_size)
-    feats = list_areas(session, level=level, parent=parent, scope=user.area, limit=limit,
-                       offset=offset)
+    feats = list_areas(
+        session, level=level, parent=parent, scope=user.area, limit=limit, offset=offset
+    )
     total = count_areas(session, level=level, parent=parent, scope=user.area)
-    body: dict[str, Any] = area_feature_collection(feats, numberMatched=total,
-                                                   numberReturned=len(feats))
+    body: dict[str, Any] = area_feature_collection(
+        feats, numberMatched=total, numberReturned=len(feats)
+    )
     return JSONResponse(body, media_type=GEOJSON)
 
 

@@ -16,17 +16,27 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 @router.post("/token", **public("auth.token"))
-def token(session: SessionDep, settings: SettingsDep,
-          username: Annotated[str, Form(max_length=64)],
-          password: Annotated[str, Form(max_length=256)]) -> dict[str, Any]:
+def token(
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> dict[str, Any]:
     """OAuth2 password grant: form fields ``username`` and ``password``."""
     user = get_user(session, username)
     if user is None or not user.active or not verify_password(user.password_hash, password):
         raise AuthenticationError("wrong user name or password", code="bad-credentials")
-    tok = issue_token(TokenClaims(user.name, user.role, user.area_code, user.token_version),
-                      settings.signing_key(), settings.token_audience, settings.token_ttl_minutes)
-    return {"access_token": tok, "token_type": "bearer",
-            "expires_in": settings.token_ttl_minutes * 60}
+    tok = issue_token(
+        TokenClaims(user.name, user.role, user.area_code, user.token_version),
+        settings.signing_key(),
+        settings.token_audience,
+        settings.token_ttl_minutes,
+    )
+    return {
+        "access_token": tok,
+        "token_type": "bearer",
+        "expires_in": settings.token_ttl_minutes * 60,
+    }
 
 
 @router.get("/me", **permission("auth.whoami"))

@@ -18,7 +18,10 @@ def health(request: Request) -> JSONResponse:
     try:
         postgis = ping(request.app.state.engine)
     except Exception as exc:  # any failure to reach the DB means not ready
-        return JSONResponse({"status": "unavailable", "database": "down",
-                             "detail": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok", "postgis": postgis,
-                         "version": __version__})
+        return JSONResponse(
+            {"status": "unavailable", "database": "down", "detail": type(exc).__name__},
+            status_code=503,
+        )
+    return JSONResponse(
+        {"status": "ok", "database": "ok", "postgis": postgis, "version": __version__}
+    )

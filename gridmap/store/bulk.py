@@ -26,8 +26,9 @@ def _generation(session: Session, kind: str, source: str, user: str, count: int)
     return int(gen.id)
 
 
-def load_household_units(session: Session, units: pd.DataFrame, *, source: str,
-                         user: str = "cli", replace: bool = True) -> int:
+def load_household_units(
+    session: Session, units: pd.DataFrame, *, source: str, user: str = "cli", replace: bool = True
+) -> int:
     """Load building points (columns id, community, lon, lat, households, residents).
 
     Community codes must exist. With ``replace`` the existing units are replaced. Returns the
@@ -36,42 +37,70 @@ def load_household_units(session: Session, units: pd.DataFrame, *, source: str,
     required = {"id", "community", "lon", "lat", "households", "residents"}
     missing = required - set(units.columns)
     if missing:
-        raise InvalidInput(f"household units lack columns: {', '.join(sorted(missing))}",
-                           code="missing-field")
+        raise InvalidInput(
+            f"household units lack columns: {', '.join(sorted(missing))}", code="missing-field"
+        )
     lon, lat = units["lon"].to_numpy(float), units["lat"].to_numpy(float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise InvalidInput("household units have non-finite coordinates",
-                           code="non-finite-coordinate")
+        raise InvalidInput(
+            "household units have non-finite coordinates", code="non-finite-coordinate"
+        )
     if (np.abs(lon) > 180).any() or (np.abs(lat) > 90).any():
-        raise InvalidInput("household unit coordinates out of range (lon/lat swapped?)",
-                           code="coordinate-out-of-range")
+        raise InvalidInput(
+            "household unit coordinates out of range (lon/lat swapped?)",
+            code="coordinate-out-of-range",
+        )
     ids = dict(session.execute(select(Area.code, Area.id).where(Area.kind == "community")).all())
     codes = units["community"].astype(str)
     unknown = sorted(set(codes) - set(ids))
     if unknown:
-        raise InvalidInput(f"unknown community codes: {', '.join(unknown[:10])}",
-                           code="unknown-parent")
+        raise InvalidInput(
+            f"unknown community codes: {', '.join(unknown[:10])}", code="unknown-parent"
+        )
     gen = _generation(session, "households", source, user, len(units))
     if replace:
         session.execute(delete(HouseholdUnit))
     wkb = shapely.to_wkb(shapely.points(lon, lat))
     rows = [
-        {"ext_id": str(i), "community_id": ids[c], "households": int(h), "residents": int(r),
-         "generation_id": gen, "wkb": w}
-        for i, c, h, r, w in zip(units["id"], codes, units["households"], units["residents"],
-                                 wkb, strict=True)
+        {
+            "ext_id": str(i),
+            "community_id": ids[c],
+            "households": int(h),
+            "residents": int(r),
+            "generation_id": gen,
+            "wkb": w,
+        }
+        for i, c, h, r, w in zip(
+            units["id"], codes, units["households"], units["residents"], wkb, strict=True
+        )
     ]
     session.execute(
-        text("INSERT INTO household_unit (ext_id, community_id, households, residents, "
-             "generation_id, geom) VALUES (:ext_id, :community_id, :households, :residents, "
-             ":generation_id, ST_GeomFromWKB(:wkb, 4326))"), rows)
-    record_audit(session, user, "import.households", "generation", str(gen),
-                 after={"units": len(rows), "source": source})
+        text(
+            "INSERT INTO household_unit (ext_id, community_id, households, residents, "
+            "generation_id, geom) VALUES (:ext_id, :community_id, :households, :residents, "
+            ":generation_id, ST_GeomFromWKB(:wkb, 4326))"
+        ),
+        rows,
+    )
+    record_audit(
+        session,
+        user,
+        "import.households",
+        "generation",
+        str(gen),
+        after={"units": len(rows), "source": source},
+    )
     return len(rows)
 
 
-def load_road_edges(session: Session, roads: gpd.GeoDataFrame, *, source: str,
-                    user: str = "cli", replace: bool = True) -> int:
+def load_road_edges(
+    session: Session,
+    roads: gpd.GeoDataFrame,
+    *,
+    source: str,
+    user: str = "cli",
+    replace: bool = True,
+) -> int:
     """Load road edges (LineStrings with source, target node ids; length and speed give cost)."""
     if roads.crs is not None and roads.crs.to_epsg() != 4326:
         roads = roads.to_crs(4326)
@@ -81,24 +110,55 @@ def load_road_edges(session: Session, roads: gpd.GeoDataFrame, *, source: str,
     gen = _generation(session, "roads", source, user, len(roads))
     if replace:
         session.execute(delete(RoadEdge))
-    length = (roads["length_m"].to_numpy(float) if "length_m" in roads.columns
-              else roads.to_crs(roads.estimate_utm_crs()).length.to_numpy())
-    speed_kmh = (roads["maxspeed_kmh"].fillna(30).to_numpy(float)
-                 if "maxspeed_kmh" in roads.columns else np.full(len(roads), 30.0))
+    length = (
+        roads["length_m"].to_numpy(float)
+        if "length_m" in roads.columns
+        else roads.to_crs(roads.estimate_utm_crs()).length.to_numpy()
+    )
+    speed_kmh = (
+        roads["maxspeed_kmh"].fillna(30).to_numpy(float)
+        if "maxspeed_kmh" in roads.columns
+        else np.full(len(roads), 30.0)
+    )
     cost = length / (np.maximum(speed_kmh, 5.0) / 3.6)  # seconds
     cls = roads["class"] if "class" in roads.columns else pd.Series([None] * len(roads))
     rows = [
-        {"source": int(s), "target": int(t), "cost": float(c), "reverse_cost": float(c),
-         "length_m": float(ln), "road_class": k, "generation_id": gen, "wkb": w}
-        for s, t, c, ln, k, w in zip(roads["source"], roads["target"], cost, length, cls,
-                                     shapely.to_wkb(roads.geometry.values), strict=True)
+        {
+            "source": int(s),
+            "target": int(t),
+            "cost": float(c),
+            "reverse_cost": float(c),
+            "length_m": float(ln),
+            "road_class": k,
+            "generation_id": gen,
+            "wkb": w,
+        }
+        for s, t, c, ln, k, w in zip(
+            roads["source"],
+            roads["target"],
+            cost,
+            length,
+            cls,
+            shapely.to_wkb(roads.geometry.values),
+            strict=True,
+        )
     ]
     session.execute(
-        text("INSERT INTO road_edge (source, target, cost, reverse_cost, length_m, road_class, "
-             "generation_id, geom) VALUES (:source, :target, :cost, :reverse_cost, :length_m, "
-             ":road_class, :generation_id, ST_GeomFromWKB(:wkb, 4326))"), rows)
-    record_audit(session, user, "import.roads", "generation", str(gen),
-                 after={"edges": len(rows), "source": source})
+        text(
+            "INSERT INTO road_edge (source, target, cost, reverse_cost, length_m, road_class, "
+            "generation_id, geom) VALUES (:source, :target, :cost, :reverse_cost, :length_m, "
+            ":road_class, :generation_id, ST_GeomFromWKB(:wkb, 4326))"
+        ),
+        rows,
+    )
+    record_audit(
+        session,
+        user,
+        "import.roads",
+        "generation",
+        str(gen),
+        after={"edges": len(rows), "source": source},
+    )
     return len(rows)
 
 

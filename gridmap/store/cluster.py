@@ -34,7 +34,7 @@ def normalize_url(url: str) -> str:
     """SQLAlchemy URL with the psycopg 3 driver, whatever spelling the operator used."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -42,9 +42,10 @@ def find_pg_bin(explicit: Path | None = None) -> Path:
     """Directory of the PostgreSQL server binaries (highest installed version)."""
     if explicit:
         return explicit
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
-                        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                        else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     if candidates:
         return candidates[-1].parent
     found = shutil.which("pg_ctl")
@@ -52,7 +53,9 @@ def find_pg_bin(explicit: Path | None = None) -> Path:
         return Path(found).resolve().parent
     raise ServiceUnavailable(
         "PostgreSQL server binaries not found; run scripts/setup.sh (installs "
-        "postgresql-15-postgis-3 and postgresql-15-pgrouting)", code="postgres-missing")
+        "postgresql-15-postgis-3 and postgresql-15-pgrouting)",
+        code="postgres-missing",
+    )
 
 
 def _free_port(preferred: int = 54329) -> int:
@@ -98,13 +101,14 @@ class PrivateCluster:
 
     def url(self, dbname: str = DB_NAME) -> str:
         st = self.state()
-        return (f"postgresql+psycopg://{DB_USER}:{st['password']}@127.0.0.1:{st['port']}/"
-                f"{dbname}")
+        return f"postgresql+psycopg://{DB_USER}:{st['password']}@127.0.0.1:{st['port']}/{dbname}"
 
     def _conninfo(self, dbname: str) -> str:
         st = self.state()
-        return (f"host=127.0.0.1 port={st['port']} user={DB_USER} password={st['password']} "
-                f"dbname={dbname} connect_timeout=5")
+        return (
+            f"host=127.0.0.1 port={st['port']} user={DB_USER} password={st['password']} "
+            f"dbname={dbname} connect_timeout=5"
+        )
 
     # -- running server commands as the right user -------------------------------------------
     def _as_owner(self, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -122,7 +126,8 @@ class PrivateCluster:
         if share.parent.exists() and missing:
             raise ServiceUnavailable(
                 f"PostgreSQL extensions missing: {', '.join(missing)}; run scripts/setup.sh",
-                code="postgres-extension-missing")
+                code="postgres-extension-missing",
+            )
 
     def init(self) -> None:
         """Create the cluster (first time only)."""
@@ -137,19 +142,33 @@ class PrivateCluster:
             pw = pwd.getpwnam("postgres")
             for path in [self.root, pwfile]:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
-        res = self._as_owner([self._bin("initdb"), "-D", str(self.pgdata), "-U", DB_USER,
-                              "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
-                              "--locale=C.UTF-8"])
+        res = self._as_owner(
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                DB_USER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
         pwfile.unlink(missing_ok=True)
         if res.returncode != 0:
-            raise ServiceUnavailable(f"initdb failed: {res.stderr.strip() or res.stdout.strip()}",
-                                     code="initdb-failed")
+            raise ServiceUnavailable(
+                f"initdb failed: {res.stderr.strip() or res.stdout.strip()}", code="initdb-failed"
+            )
         conf = self.pgdata / "postgresql.auto.conf"
         with conf.open("a") as fh:
-            fh.write(f"listen_addresses = '127.0.0.1'\nport = {port}\n"
-                     f"unix_socket_directories = '{self.root}'\n"
-                     "shared_buffers = '256MB'\nmax_connections = 200\n"
-                     "work_mem = '32MB'\nlog_min_messages = warning\n")
+            fh.write(
+                f"listen_addresses = '127.0.0.1'\nport = {port}\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                "shared_buffers = '256MB'\nmax_connections = 200\n"
+                "work_mem = '32MB'\nlog_min_messages = warning\n"
+            )
         self.state_file.write_text(json.dumps({"port": port, "password": password}))
         os.chmod(self.state_file, 0o600)
 
@@ -160,12 +179,25 @@ class PrivateCluster:
         return res.returncode == 0
 
     def start(self) -> None:
-        res = self._as_owner([self._bin("pg_ctl"), "start", "-w", "-t", "60", "-D",
-                              str(self.pgdata), "-l", str(self.log_file)])
+        res = self._as_owner(
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.log_file),
+            ]
+        )
         if res.returncode != 0:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else ""
-            raise ServiceUnavailable(f"could not start PostgreSQL: {res.stderr.strip()}\n{tail}",
-                                     code="postgres-start-failed")
+            raise ServiceUnavailable(
+                f"could not start PostgreSQL: {res.stderr.strip()}\n{tail}",
+                code="postgres-start-failed",
+            )
 
     def stop(self) -> bool:
         """Stop the server; False when it was not running."""
@@ -177,11 +209,13 @@ class PrivateCluster:
     def ensure_database(self, dbname: str = DB_NAME, *, fresh: bool = False) -> str:
         """Create ``dbname`` if absent (drop it first when ``fresh``); return its URL."""
         with psycopg.connect(self._conninfo("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  (dbname,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+            ).fetchone()
             if exists and fresh:
-                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
-                    sql.Identifier(dbname)))
+                conn.execute(
+                    sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname))
+                )
                 exists = None
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -191,9 +225,11 @@ class PrivateCluster:
         """Init and start as needed. Returns (url, started_now)."""
         if not self.initialized:
             if self.pgdata.exists() and any(self.pgdata.iterdir()):
-                raise ServiceUnavailable(f"{self.pgdata} exists but is not a gridmap cluster; "
-                                         "remove it or set GRIDMAP_DATA_DIR",
-                                         code="cluster-broken")
+                raise ServiceUnavailable(
+                    f"{self.pgdata} exists but is not a gridmap cluster; "
+                    "remove it or set GRIDMAP_DATA_DIR",
+                    code="cluster-broken",
+                )
             self.init()
         started = False
         if not self.running():

@@ -27,17 +27,23 @@ def database_url(settings: Settings) -> str:
         return normalize_url(settings.database_url)
     cluster = PrivateCluster(settings.data_dir, settings.pg_bin)
     if not cluster.initialized:
-        raise ServiceUnavailable("no database: run `gridmap db up` or set GRIDMAP_DATABASE_URL",
-                                 code="database-missing")
+        raise ServiceUnavailable(
+            "no database: run `gridmap db up` or set GRIDMAP_DATABASE_URL", code="database-missing"
+        )
     return cluster.url()
 
 
 @lru_cache(maxsize=8)
 def _engine(url: str, statement_timeout_ms: int) -> Engine:
     return create_engine(
-        url, pool_size=10, max_overflow=20, pool_pre_ping=True,
-        connect_args={"options": f"-c statement_timeout={statement_timeout_ms}",
-                      "application_name": "gridmap"},
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+            "application_name": "gridmap",
+        },
     )
 
 

@@ -23,8 +23,10 @@ from gridmap.store.db import session_scope
 __all__ = ["ImportReport", "import_boundaries"]
 
 LEVELS = ("district", "street", "community")
-_COUNT_COLUMNS = {"households": ("households", "hh", "户数"),
-                  "population": ("population", "pop", "residents", "人口")}
+_COUNT_COLUMNS = {
+    "households": ("households", "hh", "户数"),
+    "population": ("population", "pop", "residents", "人口"),
+}
 
 
 @dataclass
@@ -47,8 +49,9 @@ class ImportReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def _attach_counts(gdf: gpd.GeoDataFrame, path: Path, layer: str | None,
-                   encoding: str | None) -> gpd.GeoDataFrame:
+def _attach_counts(
+    gdf: gpd.GeoDataFrame, path: Path, layer: str | None, encoding: str | None
+) -> gpd.GeoDataFrame:
     """Copy household/population columns from the file when it has them (optional fields)."""
     try:
         attrs = pyogrio.read_dataframe(path, layer=layer, encoding=encoding, read_geometry=False)
@@ -65,20 +68,32 @@ def _attach_counts(gdf: gpd.GeoDataFrame, path: Path, layer: str | None,
     return gdf
 
 
-def import_boundaries(engine: Engine, path: str | Path, *, level: str, crs: str | None = None,
-                      encoding: str | None = None, layer: str | None = None,
-                      fields: FieldMap | None = None, commit: bool = False,
-                      repair: bool = False, user: str = "cli", synthetic: bool = False,
-                      source: str | None = None) -> ImportReport:
+def import_boundaries(
+    engine: Engine,
+    path: str | Path,
+    *,
+    level: str,
+    crs: str | None = None,
+    encoding: str | None = None,
+    layer: str | None = None,
+    fields: FieldMap | None = None,
+    commit: bool = False,
+    repair: bool = False,
+    user: str = "cli",
+    synthetic: bool = False,
+    source: str | None = None,
+) -> ImportReport:
     """Import one level of boundaries from a file; see the module docstring."""
     if level not in LEVELS:
-        raise InvalidInput(f"unknown level {level!r}; use one of {', '.join(LEVELS)}",
-                           code="unknown-level")
+        raise InvalidInput(
+            f"unknown level {level!r}; use one of {', '.join(LEVELS)}", code="unknown-level"
+        )
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"file not found: {path}", code="file-not-found")
-    gdf, read_problems = read_boundary_file(path, layer=layer, encoding=encoding, crs=crs,
-                                            fields=fields or FieldMap())
+    gdf, read_problems = read_boundary_file(
+        path, layer=layer, encoding=encoding, crs=crs, fields=fields or FieldMap()
+    )
     gdf = _attach_counts(gdf, path, layer, encoding)
     report = ImportReport(source=source or str(path), level=level, features=len(gdf))
     report.problems = [p.to_dict() for p in read_problems]
@@ -86,17 +101,23 @@ def import_boundaries(engine: Engine, path: str | Path, *, level: str, crs: str 
         gdf, report.repairs = repair_boundaries(gdf)
     with session_scope(engine) as session:
         parents = areas_frame(session, LEVEL_PARENT[level])
-        problems = validate_boundaries(gdf, level=level,
-                                       parents=parents if len(parents) else None)
+        problems = validate_boundaries(gdf, level=level, parents=parents if len(parents) else None)
         if level != "district" and not len(parents):
-            report.problems.append({
-                "kind": "unknown-parent", "feature": None, "location": None, "area_m2": None,
-                "message": f"no {LEVEL_PARENT[level]} areas in the database yet: import the "
-                           f"{LEVEL_PARENT[level]} level first"})
+            report.problems.append(
+                {
+                    "kind": "unknown-parent",
+                    "feature": None,
+                    "location": None,
+                    "area_m2": None,
+                    "message": f"no {LEVEL_PARENT[level]} areas in the database yet: import the "
+                    f"{LEVEL_PARENT[level]} level first",
+                }
+            )
         report.problems.extend(p.to_dict() for p in problems)
         if report.problems or not commit:
             return report
-        report.generation_id = upsert_areas(session, gdf, level=level, source=report.source,
-                                            user=user, synthetic=synthetic)
+        report.generation_id = upsert_areas(
+            session, gdf, level=level, source=report.source, user=user, synthetic=synthetic
+        )
         report.committed = True
     return report

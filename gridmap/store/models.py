@@ -42,12 +42,27 @@ NAMING = {
 AREA_KINDS = ("city", "district", "street", "community")
 GRID_KINDS = ("residential", "enterprise", "religious", "comprehensive", "other")
 ROLES = ("admin", "planner", "dispatcher", "leader", "grid_manager", "volunteer")
-STAFF_ROLES = ("grid_manager", "mediator", "legal_professional", "publicity", "legal_aid",
-               "care_volunteer")
+STAFF_ROLES = (
+    "grid_manager",
+    "mediator",
+    "legal_professional",
+    "publicity",
+    "legal_aid",
+    "care_volunteer",
+)
 PERSON_STATUS = ("available", "busy", "off_duty")
 CARE_CATEGORIES = ("community_correction", "released", "other")
-INCIDENT_STATUS = ("reported", "dispatched", "accepted", "on_site", "resolved", "failed",
-                   "escalated", "closed", "cancelled")
+INCIDENT_STATUS = (
+    "reported",
+    "dispatched",
+    "accepted",
+    "on_site",
+    "resolved",
+    "failed",
+    "escalated",
+    "closed",
+    "cancelled",
+)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -94,14 +109,16 @@ class Area(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(Text)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("area.id", ondelete="RESTRICT"),
-                                                  index=True)
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("area.id", ondelete="RESTRICT"), index=True
+    )
     households: Mapped[int | None] = mapped_column(Integer)
     population: Mapped[int | None] = mapped_column(Integer)
     generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
     synthetic: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", 4326, spatial_index=True),
-                                      nullable=False)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", 4326, spatial_index=True), nullable=False
+    )
 
 
 class GridVersion(Base):
@@ -109,8 +126,9 @@ class GridVersion(Base):
 
     __tablename__ = "grid_version"
     __table_args__ = (
-        CheckConstraint(_in("status", ("draft", "published", "superseded", "discarded")),
-                        name="status"),
+        CheckConstraint(
+            _in("status", ("draft", "published", "superseded", "discarded")), name="status"
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), server_default="draft")
@@ -132,12 +150,17 @@ class Grid(Base):
         CheckConstraint("households >= 0 AND population >= 0", name="counts"),
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="validity"),
         Index("uq_grid_version_code", "version_id", "code", unique=True),
-        Index("uq_grid_current_code", "code", unique=True,
-              postgresql_where=text("valid_from IS NOT NULL AND valid_to IS NULL")),
+        Index(
+            "uq_grid_current_code",
+            "code",
+            unique=True,
+            postgresql_where=text("valid_from IS NOT NULL AND valid_to IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("grid_version.id", ondelete="CASCADE"),
-                                            index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("grid_version.id", ondelete="CASCADE"), index=True
+    )
     code: Mapped[str] = mapped_column(String(20))
     community_id: Mapped[int] = mapped_column(ForeignKey("area.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16), server_default="residential")
@@ -145,27 +168,26 @@ class Grid(Base):
     population: Mapped[int] = mapped_column(Integer, server_default="0")
     valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", 4326, spatial_index=True),
-                                      nullable=False)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("MULTIPOLYGON", 4326, spatial_index=True), nullable=False
+    )
 
 
 class HouseholdUnit(Base):
     """A building or address point with household and resident counts. No names here."""
 
     __tablename__ = "household_unit"
-    __table_args__ = (
-        CheckConstraint("households >= 0 AND residents >= 0", name="counts"),
-    )
+    __table_args__ = (CheckConstraint("households >= 0 AND residents >= 0", name="counts"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     ext_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
     households: Mapped[int] = mapped_column(Integer)
     residents: Mapped[int] = mapped_column(Integer)
     generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
-    geom: Mapped[Any] = mapped_column(Geometry("POINT", 4326, spatial_index=True),
-                                      nullable=False)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", 4326, spatial_index=True), nullable=False)
     footprint: Mapped[Any | None] = mapped_column(
-        Geometry("MULTIPOLYGON", 4326, spatial_index=False))
+        Geometry("MULTIPOLYGON", 4326, spatial_index=False)
+    )
 
 
 class Person(Base):
@@ -202,8 +224,7 @@ class Posting(Base):
         Index("ix_posting_grid_role", "grid_code", "role"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"),
-                                           index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     grid_code: Mapped[str] = mapped_column(String(20))
     role: Mapped[str] = mapped_column(String(32))
     valid_from: Mapped[datetime] = _now()
@@ -219,8 +240,9 @@ class CareSubject(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)  # pseudonymous
     category: Mapped[str] = mapped_column(String(32))
     grid_code: Mapped[str | None] = mapped_column(String(20), index=True)
-    volunteer_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"),
-                                                     index=True)
+    volunteer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), index=True
+    )
     id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     geom: Mapped[Any | None] = mapped_column(Geometry("POINT", 4326, spatial_index=True))
     created_at: Mapped[datetime] = _now()
@@ -255,8 +277,9 @@ class IncidentEvent(Base):
 
     __tablename__ = "incident_event"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="CASCADE"),
-                                             index=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), index=True
+    )
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = _now()
     from_status: Mapped[str | None] = mapped_column(String(16))
@@ -276,8 +299,9 @@ class RoadEdge(Base):
     length_m: Mapped[float] = mapped_column(Float)
     road_class: Mapped[str | None] = mapped_column(String(32))
     generation_id: Mapped[int | None] = mapped_column(ForeignKey("generation.id"))
-    geom: Mapped[Any] = mapped_column(Geometry("LINESTRING", 4326, spatial_index=True),
-                                      nullable=False)
+    geom: Mapped[Any] = mapped_column(
+        Geometry("LINESTRING", 4326, spatial_index=True), nullable=False
+    )
 
 
 class AppUser(Base):

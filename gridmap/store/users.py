@@ -8,30 +8,38 @@ from sqlalchemy.orm import Session
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.security import hash_password
 from gridmap.store.areas import record_audit
-from gridmap.store.models import ROLES, Area, AppUser
+from gridmap.store.models import ROLES, AppUser, Area
 
 __all__ = ["add_user", "get_user", "revoke_tokens"]
 
 
-def add_user(session: Session, name: str, role: str, area: str | None, password: str | None,
-             *, actor: str = "cli") -> AppUser:
+def add_user(
+    session: Session,
+    name: str,
+    role: str,
+    area: str | None,
+    password: str | None,
+    *,
+    actor: str = "cli",
+) -> AppUser:
     """Create a user; the area scope must be a known area code (or None for the whole city)."""
     if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; one of {', '.join(ROLES)}",
-                           code="unknown-role")
+        raise InvalidInput(f"unknown role {role!r}; one of {', '.join(ROLES)}", code="unknown-role")
     if not name or len(name) > 64:
         raise InvalidInput("user name must have 1 to 64 characters", code="bad-name")
     if area is not None and session.scalar(select(Area.id).where(Area.code == area)) is None:
-        raise InvalidInput(f"unknown area code {area!r} for the user's scope",
-                           code="unknown-area")
+        raise InvalidInput(f"unknown area code {area!r} for the user's scope", code="unknown-area")
     if session.scalar(select(AppUser.id).where(AppUser.name == name)) is not None:
         raise ConflictError(f"user {name!r} already exists", code="user-exists")
-    user = AppUser(name=name, role=role, area_code=area,
-                   password_hash=hash_password(password) if password else None)
+    user = AppUser(
+        name=name,
+        role=role,
+        area_code=area,
+        password_hash=hash_password(password) if password else None,
+    )
     session.add(user)
     session.flush()
-    record_audit(session, actor, "user.add", "app_user", name,
-                 after={"role": role, "area": area})
+    record_audit(session, actor, "user.add", "app_user", name, after={"role": role, "area": area})
     return user
 
 

@@ -1,0 +1,204 @@
+"""The API over real HTTP: health, authentication, areas as GeoJSON, problem+json errors."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import Engine
+
+from gridmap.permissions import MATRIX, PUBLIC_OPERATIONS
+from gridmap.security import TokenClaims, issue_token
+from gridmap.settings import Settings
+from gridmap.store.db import session_scope
+from gridmap.store.imports import import_boundaries
+from gridmap.store.users import add_user
+from tests.helpers import DISTRICTS
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def api(db: Engine, server: str, settings: Settings) -> dict[str, str]:
+    """Districts loaded, one user per role; returns name → bearer token."""
+    import_boundaries(db, DISTRICTS, level="district", commit=True)
+    users = [
+        ("admin", "admin", None),
+        ("leader", "leader", None),
+        ("leader_xl", "leader", "420502"),
+        ("vol", "volunteer", None),
+    ]
+    with session_scope(db) as s:
+        for name, role, area in users:
+            add_user(s, name, role, area, PASSWORD)
+    return {
+        name: issue_token(
+            TokenClaims(name, role, area, 0), settings.signing_key(), settings.token_audience, 5
+        )
+        for name, role, area in users
+    }
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health(server: str) -> None:
+    r = httpx.get(f"{server}/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["postgis"].startswith("3.")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/areas", "/api/v1/areas/420502", "/api/v1/auth/me"])
+def test_401_without_token(api: dict[str, str], server: str, path: str) -> None:
+    r = httpx.get(server + path)
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["status"] == 401 and r.json()["type"].endswith("missing-token")
+
+
+def test_bad_tokens_are_401(api: dict[str, str], server: str, settings: Settings) -> None:
+    key, aud = settings.signing_key(), settings.token_audience
+    now = int(time.time())
+    claims = {"sub": "admin", "role": "admin", "ver": 0, "aud": aud, "iat": now, "exp": now + 60}
+    forged = {
+        "alg none": jwt.encode(claims, None, algorithm="none"),
+        "wrong key": jwt.encode(claims, "not-the-key-" * 3, algorithm="HS256"),
+        "wrong audience": jwt.encode({**claims, "aud": "other"}, key, algorithm="HS256"),
+        "expired": jwt.encode({**claims, "exp": now - 10}, key, algorithm="HS256"),
+        "revoked version": jwt.encode({**claims, "ver": 7}, key, algorithm="HS256"),
+        "unknown user": jwt.encode({**claims, "sub": "ghost"}, key, algorithm="HS256"),
+        "garbage": "abc.def.ghi",
+    }
+    for what, token in forged.items():
+        r = httpx.get(f"{server}/api/v1/areas", headers=auth(token))
+        assert r.status_code == 401, what
+
+
+def test_password_login(api: dict[str, str], server: str) -> None:
+    r = httpx.post(
+        f"{server}/api/v1/auth/token", data={"username": "leader_xl", "password": PASSWORD}
+    )
+    assert r.status_code == 200
+    token = r.json()["access_token"]
+    me = httpx.get(f"{server}/api/v1/auth/me", headers=auth(token)).json()
+    assert me == {"name": "leader_xl", "role": "leader", "area": "420502"}
+    bad = httpx.post(
+        f"{server}/api/v1/auth/token", data={"username": "leader_xl", "password": "wrong password"}
+    )
+    assert bad.status_code == 401
+
+
+def test_four_districts_with_codes_and_areas(api: dict[str, str], server: str) -> None:
+    r = httpx.get(
+        f"{server}/api/v1/areas", params={"level": "district"}, headers=auth(api["leader"])
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and fc["numberMatched"] == 4
+    got = {
+        f["properties"]["code"]: (f["properties"]["name"], f["properties"]["area_km2"])
+        for f in fc["features"]
+    }
+    expected = {
+        "420502": ("西陵区", 61.6),
+        "420503": ("伍家岗区", 82.2),
+        "420504": ("点军区", 532.6),
+        "420505": ("猇亭区", 120.8),
+    }
+    assert set(got) == set(expected)
+    for code, (name, km2) in expected.items():
+        assert got[code][0] == name
+        assert abs(got[code][1] - km2) / km2 < 0.005
+    geom = fc["features"][0]["geometry"]
+    assert geom["type"] == "MultiPolygon"
+    lon, lat = geom["coordinates"][0][0][0]
+    assert 110 < lon < 112 and 30 < lat < 31  # RFC 7946: lon, lat order
+
+
+def test_single_area_and_scope(api: dict[str, str], server: str) -> None:
+    one = httpx.get(f"{server}/api/v1/areas/420504", headers=auth(api["leader"]))
+    assert one.status_code == 200 and one.json()["properties"]["name"] == "点军区"
+    scoped = httpx.get(f"{server}/api/v1/areas", headers=auth(api["leader_xl"])).json()
+    assert [f["id"] for f in scoped["features"]] == ["420502"]
+    hidden = httpx.get(f"{server}/api/v1/areas/420504", headers=auth(api["leader_xl"]))
+    assert hidden.status_code == 404  # outside the caller's scope looks like absent
+
+
+def test_role_guard(api: dict[str, str], server: str) -> None:
+    r = httpx.get(f"{server}/api/v1/areas", headers=auth(api["vol"]))
+    assert r.status_code == 403
+    assert r.json()["type"].endswith("forbidden")
+
+
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("/api/v1/areas/999999", 404),
+        ("/api/v1/areas/abc", 422),
+        ("/api/v1/areas?level=planet", 422),
+        ("/api/v1/areas?limit=-1", 422),
+        ("/api/v1/nothing-here", 404),
+    ],
+)
+def test_errors_are_problem_json(api: dict[str, str], server: str, path: str, status: int) -> None:
+    r = httpx.get(server + path, headers=auth(api["admin"]))
+    assert r.status_code == status
+    body = r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert body["status"] == status and body["type"] and body["title"]
+
+
+def test_validation_errors_do_not_echo_input(api: dict[str, str], server: str) -> None:
+    r = httpx.get(
+        f"{server}/api/v1/areas", params={"level": "<script>x</script>"}, headers=auth(api["admin"])
+    )
+    assert r.status_code == 422 and "<script>" not in r.text
+
+
+def test_body_limit(api: dict[str, str], server: str, settings: Settings) -> None:
+    big = b"x" * (settings.max_body_bytes + 1)
+    r = httpx.post(
+        f"{server}/api/v1/auth/token",
+        content=big,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+
+    def chunks():  # no Content-Length: chunked transfer encoding
+        # fields of ~0.5 MB each, so Starlette's own per-field and field-count caps stay quiet
+        for i in range(settings.max_body_bytes // 65536 + 2):
+            yield (b"&f=" if i % 8 == 0 else b"") + b"y" * 65536
+
+    r = httpx.post(
+        f"{server}/api/v1/auth/token",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+
+
+def test_docs_work_offline(server: str) -> None:
+    page = httpx.get(f"{server}/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    for u in urls:
+        assert httpx.get(server + u).status_code == 200, u
+    assert httpx.get(f"{server}/openapi.json").status_code == 200
+
+
+def test_every_operation_is_in_the_permission_matrix(server: str) -> None:
+    spec = httpx.get(f"{server}/openapi.json").json()
+    missing = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            name = op.get("x-permission")
+            if name is None or (name not in MATRIX and name not in PUBLIC_OPERATIONS):
+                missing.append(f"{method.upper()} {path}")
+    assert not missing, f"operations without a permission entry: {missing}"
