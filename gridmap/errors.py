@@ -26,8 +26,9 @@ class GridmapError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None,
-                 details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:

@@ -14,8 +14,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from gridmap.errors import AuthenticationError
 
-__all__ = ["TokenClaims", "hash_password", "issue_token", "new_password", "read_token",
-           "verify_password"]
+__all__ = [
+    "TokenClaims",
+    "hash_password",
+    "issue_token",
+    "new_password",
+    "read_token",
+    "verify_password",
+]
 
 _HASHER = PasswordHasher()  # argon2id, library defaults (RFC 9106 second recommendation)
 _ALGORITHM = "HS256"
@@ -23,8 +29,7 @@ _ALGORITHM = "HS256"
 
 def hash_password(password: str) -> str:
     if len(password) < 8:
-        raise AuthenticationError("password must have at least 8 characters",
-                                  code="weak-password")
+        raise AuthenticationError("password must have at least 8 characters", code="weak-password")
     return _HASHER.hash(password)
 
 
@@ -52,8 +57,13 @@ class TokenClaims:
 def issue_token(claims: TokenClaims, key: str, audience: str, ttl_minutes: int) -> str:
     now = int(time.time())
     payload: dict[str, Any] = {
-        "sub": claims.user, "role": claims.role, "area": claims.area, "ver": claims.version,
-        "aud": audience, "iat": now, "exp": now + ttl_minutes * 60,
+        "sub": claims.user,
+        "role": claims.role,
+        "area": claims.area,
+        "ver": claims.version,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl_minutes * 60,
         "jti": secrets.token_hex(8),
     }
     return jwt.encode(payload, key, algorithm=_ALGORITHM)
@@ -62,11 +72,20 @@ def issue_token(claims: TokenClaims, key: str, audience: str, ttl_minutes: int) 
 def read_token(token: str, key: str, audience: str) -> TokenClaims:
     """Verified claims; any defect (alg none, bad signature, audience, expiry) is a 401."""
     try:
-        data = jwt.decode(token, key, algorithms=[_ALGORITHM], audience=audience,
-                          options={"require": ["exp", "sub", "aud"]})
+        data = jwt.decode(
+            token,
+            key,
+            algorithms=[_ALGORITHM],
+            audience=audience,
+            options={"require": ["exp", "sub", "aud"]},
+        )
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationError("token expired", code="token-expired") from exc
     except jwt.PyJWTError as exc:
         raise AuthenticationError(f"invalid token: {exc}", code="invalid-token") from exc
-    return TokenClaims(user=str(data["sub"]), role=str(data.get("role", "")),
-                       area=data.get("area"), version=int(data.get("ver", 0)))
+    return TokenClaims(
+        user=str(data["sub"]),
+        role=str(data.get("role", "")),
+        area=data.get("area"),
+        version=int(data.get("ver", 0)),
+    )

@@ -37,12 +37,19 @@ def main() -> None:
         if wgs.geom_type == "Polygon":
             wgs = shapely.MultiPolygon([wgs])
         area_km2 = to_metric(wgs, "EPSG:4546").area / 1e6
-        features.append({
-            "type": "Feature",
-            "properties": {"code": code, "name": name, "level": "district",
-                           "parent": "420500", "area_km2": round(area_km2, 3)},
-            "geometry": mapping(wgs),
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": code,
+                    "name": name,
+                    "level": "district",
+                    "parent": "420500",
+                    "area_km2": round(area_km2, 3),
+                },
+                "geometry": mapping(wgs),
+            }
+        )
         print(f"{code} {name}: {area_km2:.1f} km², valid={wgs.is_valid}")
     doc = {
         "type": "FeatureCollection",

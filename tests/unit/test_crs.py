@@ -88,11 +88,20 @@ def test_cgcs2000_is_wgs84_within_centimetres() -> None:
     assert metres(111.3, 30.7, float(lon), float(lat)) < 0.05
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("WGS84", "wgs84"), ("epsg:4326", "wgs84"), ("GCJ-02", "gcj02"), ("amap", "gcj02"),
-    ("BD09", "bd09"), ("baidu", "bd09"), ("EPSG:4546", "EPSG:4546"), (4490, "cgcs2000"),
-    (None, "wgs84"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("WGS84", "wgs84"),
+        ("epsg:4326", "wgs84"),
+        ("GCJ-02", "gcj02"),
+        ("amap", "gcj02"),
+        ("BD09", "bd09"),
+        ("baidu", "bd09"),
+        ("EPSG:4546", "EPSG:4546"),
+        (4490, "cgcs2000"),
+        (None, "wgs84"),
+    ],
+)
 def test_normalize(name: object, expected: str) -> None:
     assert crs.normalize_crs(name) == expected  # type: ignore[arg-type]
 
@@ -104,14 +113,17 @@ def test_unknown_crs_is_a_clear_error(bad: str) -> None:
     assert err.value.code == "unknown-crs"
 
 
-@pytest.mark.parametrize("lon,lat,expected", [
-    (111.3, 30.7, "EPSG:4546"),   # Yichang: CM 111°E
-    (116.4, 39.9, "EPSG:4548"),   # Beijing: CM 117°E
-    (121.5, 31.2, "EPSG:4549"),   # Shanghai: CM 120°E
-    (87.6, 43.8, "EPSG:4538"),    # Ürümqi: CM 87°E
-    (24.9, 60.2, "EPSG:32635"),   # Helsinki: UTM 35N
-    (-58.4, -34.6, "EPSG:32721"),  # Buenos Aires: UTM 21S
-])
+@pytest.mark.parametrize(
+    "lon,lat,expected",
+    [
+        (111.3, 30.7, "EPSG:4546"),  # Yichang: CM 111°E
+        (116.4, 39.9, "EPSG:4548"),  # Beijing: CM 117°E
+        (121.5, 31.2, "EPSG:4549"),  # Shanghai: CM 120°E
+        (87.6, 43.8, "EPSG:4538"),  # Ürümqi: CM 87°E
+        (24.9, 60.2, "EPSG:32635"),  # Helsinki: UTM 35N
+        (-58.4, -34.6, "EPSG:32721"),  # Buenos Aires: UTM 21S
+    ],
+)
 def test_metric_crs_chooser(lon: float, lat: float, expected: str) -> None:
     assert crs.metric_crs_for(lon, lat) == expected
 

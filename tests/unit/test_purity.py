@@ -7,14 +7,22 @@ import sys
 
 import pytest
 
-PURE = ["gridmap.crs", "gridmap.errors", "gridmap.boundaries", "gridmap.topology",
-        "gridmap.permissions", "gridmap.security"]
+PURE = [
+    "gridmap.crs",
+    "gridmap.errors",
+    "gridmap.boundaries",
+    "gridmap.topology",
+    "gridmap.permissions",
+    "gridmap.security",
+]
 FORBIDDEN = ["fastapi", "starlette", "sqlalchemy", "geoalchemy2", "folium"]
 
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_module_imports_nothing_forbidden(module: str) -> None:
-    code = (f"import sys, {module}; bad = [m for m in {FORBIDDEN!r} if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        f"import sys, {module}; bad = [m for m in {FORBIDDEN!r} if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
