@@ -22,9 +22,13 @@ db_app = typer.Typer(
 )
 import_app = typer.Typer(help="Load boundaries and other data.", no_args_is_help=True)
 user_app = typer.Typer(help="Application users.", no_args_is_help=True)
+grid_app = typer.Typer(
+    help="Split communities into grids (a draft) and publish them.", invoke_without_command=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(user_app, name="user")
+app.add_typer(grid_app, name="grid")
 
 DEMO_USERS = [
     ("admin", "admin", None),
@@ -195,6 +199,92 @@ def _load_scenario(settings: Settings, *, reload: bool = False) -> None:
     load_scenario(_engine(settings), reload=reload, say=typer.echo)
 
 
+# -- grids ---------------------------------------------------------------------------------------
+@grid_app.callback()
+def grid(
+    ctx: typer.Context,
+    community: Annotated[str | None, typer.Option(help="one community code")] = None,
+    district: Annotated[str | None, typer.Option(help="every community of a district")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every community")] = False,
+    households_per_grid: Annotated[
+        float | None, typer.Option(help="target households per grid (default 250)")
+    ] = None,
+    grids: Annotated[int | None, typer.Option(help="exact number of grids (one community)")] = None,
+    user: Annotated[str, typer.Option(help="who is gridding (audit)")] = "cli",
+) -> None:
+    """Grid the chosen communities into a new draft version (see `gridmap grid publish`)."""
+    if ctx.invoked_subcommand:
+        return
+    if sum([community is not None, district is not None, all_]) != 1:
+        typer.secho(
+            "error: name exactly one of --community, --district or --all", fg="red", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        result = _grid(
+            get_settings(),
+            community=community,
+            district=district,
+            user=user,
+            households_per_grid=households_per_grid,
+            n_grids=grids,
+        )
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    q = result.quality
+    typer.echo(
+        f"draft version {result.version_id}: {result.grids} grids in "
+        f"{result.communities} communities; CV median {q['cv_median']} max "
+        f"{q['cv_max']}, Polsby-Popper mean {q['pp_mean']}, road alignment "
+        f"{q['road_alignment_mean']}"
+    )
+    typer.echo(f"publish with: gridmap grid publish {result.version_id}")
+
+
+def _grid(
+    settings: Settings,
+    *,
+    community: str | None = None,
+    district: str | None = None,
+    user: str = "cli",
+    households_per_grid: float | None = None,
+    n_grids: int | None = None,
+) -> Any:
+    from gridmap.store.db import session_scope
+    from gridmap.store.grids import run_gridding, select_communities
+
+    with session_scope(_engine(settings)) as s:
+        chosen = select_communities(s, community=community, district=district)
+        with typer.progressbar(length=len(chosen), label="gridding", file=sys.stderr) as bar:
+            return run_gridding(
+                s,
+                chosen,
+                user=user,
+                households_per_grid=households_per_grid,
+                n_grids=n_grids,
+                progress=lambda _code: bar.update(1),
+            )
+
+
+@grid_app.command("publish")
+def grid_publish(
+    version: Annotated[int | None, typer.Argument(help="draft version (default: latest)")] = None,
+    user: Annotated[str, typer.Option(help="who is publishing (audit)")] = "cli",
+) -> None:
+    """Make a draft the current grids of its communities."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.grids import publish_version
+
+    try:
+        with session_scope(_engine(get_settings())) as s:
+            vid = publish_version(s, version, user=user)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"published grid version {vid}")
+
+
 # -- users ---------------------------------------------------------------------------------------
 @user_app.command("add")
 def user_add(
@@ -290,6 +380,7 @@ def demo(
         url, _ = up(settings)
         typer.echo(f"database: {_redact(url)}")
         _load_scenario(settings)
+        _demo_grids(settings)
         logins = _demo_logins(settings)
         with session_scope(_engine(settings)) as s:
             for name, role, area in DEMO_USERS:
@@ -305,6 +396,32 @@ def demo(
     sys.stdout.flush()
     if not no_serve:
         serve(host=host, port=port)
+
+
+def _demo_grids(settings: Settings) -> None:
+    """Generate and publish the scenario's grids once."""
+    from sqlalchemy import func, select
+
+    from gridmap.store.db import session_scope
+    from gridmap.store.grids import publish_version
+    from gridmap.store.models import Grid
+
+    with session_scope(_engine(settings)) as s:
+        current = s.scalar(
+            select(func.count())
+            .select_from(Grid)
+            .where(Grid.valid_from.is_not(None), Grid.valid_to.is_(None))
+        )
+    if current:
+        typer.echo(f"{current} published grids")
+        return
+    result = _grid(settings, user="demo")
+    with session_scope(_engine(settings)) as s:
+        publish_version(s, result.version_id, user="demo")
+    typer.echo(
+        f"published {result.grids} grids in {result.communities} communities "
+        f"(CV median {result.quality['cv_median']}, PP mean {result.quality['pp_mean']})"
+    )
 
 
 def _demo_logins(settings: Settings) -> dict[str, str]:

@@ -14,6 +14,9 @@ ALL_ROLES = frozenset({"admin", "planner", "dispatcher", "leader", "grid_manager
 MATRIX: dict[str, frozenset[str]] = {
     "areas.read": ALL_ROLES - {"volunteer"},
     "auth.whoami": ALL_ROLES,
+    "grids.read": ALL_ROLES - {"volunteer"},
+    "gridding.run": frozenset({"admin", "planner"}),
+    "grids.publish": frozenset({"admin", "planner"}),
 }
 
 # operations that need no token at all

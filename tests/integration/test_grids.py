@@ -1,0 +1,204 @@
+"""Gridding into PostGIS drafts, publishing, and the grids API, on a small real community."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from sqlalchemy import Engine, text
+
+from gridmap.errors import ConflictError
+from gridmap.security import TokenClaims, issue_token
+from gridmap.settings import Settings
+from gridmap.store.areas import upsert_areas
+from gridmap.store.bulk import load_household_units
+from gridmap.store.db import session_scope
+from gridmap.store.grids import publish_version, run_gridding, select_communities
+from gridmap.store.imports import import_boundaries
+from gridmap.store.users import add_user
+from tests.helpers import DISTRICTS
+
+COMMUNITY = "420502001001"
+
+
+@pytest.fixture
+def community(db: Engine) -> Engine:
+    """District 西陵 (real), one street and one community (a 1.2 km block inside it), and
+    400 building points with households."""
+    import_boundaries(db, DISTRICTS, level="district", commit=True)
+    district = gpd.read_file(DISTRICTS).set_index("code").geometry["420502"]
+    c = district.representative_point()
+    block = shapely.box(c.x - 0.006, c.y - 0.005, c.x + 0.006, c.y + 0.005).intersection(district)
+    block = max(shapely.get_parts(block), key=lambda g: g.area)
+    with session_scope(db) as s:
+        upsert_areas(
+            s,
+            gpd.GeoDataFrame(
+                {"code": ["420502001"], "name": ["测试街道"], "parent": ["420502"]},
+                geometry=[block],
+                crs=4326,
+            ),
+            level="street",
+            source="test",
+            user="t",
+        )
+        upsert_areas(
+            s,
+            gpd.GeoDataFrame(
+                {"code": [COMMUNITY], "name": ["测试社区"], "parent": ["420502001"]},
+                geometry=[block],
+                crs=4326,
+            ),
+            level="community",
+            source="test",
+            user="t",
+        )
+        rng = np.random.default_rng(7)
+        minx, miny, maxx, maxy = block.bounds
+        pts = shapely.points(rng.uniform(minx, maxx, 1500), rng.uniform(miny, maxy, 1500))
+        pts = pts[shapely.contains_properly(block, pts)][:400]
+        units = pd.DataFrame(
+            {
+                "id": range(len(pts)),
+                "community": COMMUNITY,
+                "lon": shapely.get_x(pts),
+                "lat": shapely.get_y(pts),
+                "households": rng.integers(5, 60, len(pts)),
+                "residents": rng.integers(10, 150, len(pts)),
+            }
+        )
+        load_household_units(s, units, source="test")
+    return db
+
+
+def _partition_figures(db: Engine, version: int) -> dict[str, float]:
+    with db.connect() as conn:
+        return dict(
+            conn.execute(
+                text("""
+            WITH g AS (SELECT id, ST_Transform(geom, 4546) AS geom FROM grid
+                       WHERE version_id = :v),
+                 c AS (SELECT ST_Transform(geom, 4546) AS geom FROM area WHERE code = :c)
+            SELECT (SELECT ST_Area(c.geom) FROM c) AS community,
+                   (SELECT ST_Area(ST_Union(geom)) FROM g) AS union_area,
+                   (SELECT coalesce(sum(ST_Area(ST_Intersection(a.geom, b.geom))), 0)
+                      FROM g a JOIN g b ON a.id < b.id AND ST_Intersects(a.geom, b.geom))
+                      AS overlap,
+                   (SELECT ST_Area(ST_Difference(c.geom, (SELECT ST_Union(geom) FROM g)))
+                      FROM c) AS gap,
+                   (SELECT count(*) FROM g WHERE ST_NumGeometries(geom) = 1) AS single_part,
+                   (SELECT count(*) FROM g) AS n
+            """),
+                {"v": version, "c": COMMUNITY},
+            )
+            .mappings()
+            .one()
+        )
+
+
+def test_draft_partitions_the_community(community: Engine) -> None:
+    with session_scope(community) as s:
+        chosen = select_communities(s, community=COMMUNITY)
+        result = run_gridding(s, chosen, user="planner", households_per_grid=1000)
+    with community.connect() as conn:
+        total = conn.execute(text("SELECT sum(households) FROM household_unit")).scalar_one()
+        rows = conn.execute(
+            text("SELECT code, households, valid_from FROM grid ORDER BY code")
+        ).all()
+    assert result.grids == max(1, round(total / 1000)) == len(rows)
+    assert [r[0] for r in rows] == [f"{COMMUNITY}{i:03d}" for i in range(1, len(rows) + 1)]
+    assert sum(r[1] for r in rows) == total
+    assert all(r[2] is None for r in rows)  # a draft is not valid yet
+    f = _partition_figures(community, result.version_id)
+    assert f["overlap"] <= 0.01 and f["gap"] <= 1.0
+    assert abs(f["union_area"] - f["community"]) <= 1.0
+    assert f["single_part"] == f["n"]
+
+
+def test_exact_number_of_grids(community: Engine) -> None:
+    with session_scope(community) as s:
+        result = run_gridding(s, select_communities(s, community=COMMUNITY), user="p", n_grids=7)
+    assert result.grids == 7
+
+
+def test_publish_replaces_current_grids(community: Engine) -> None:
+    with session_scope(community) as s:
+        first = run_gridding(s, select_communities(s), user="p", households_per_grid=2000)
+        publish_version(s, first.version_id, user="p")
+    with session_scope(community) as s:
+        second = run_gridding(s, select_communities(s), user="p", households_per_grid=800)
+        publish_version(s, None, user="p")  # latest draft
+    with community.connect() as conn:
+        current = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT version_id FROM grid WHERE valid_from IS NOT NULL "
+                    "AND valid_to IS NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        statuses = dict(conn.execute(text("SELECT id, status FROM grid_version")).all())
+        closed = conn.execute(
+            text("SELECT count(*) FROM grid WHERE version_id = :v AND valid_to IS NOT NULL"),
+            {"v": first.version_id},
+        ).scalar_one()
+    assert current == [second.version_id]
+    assert statuses == {first.version_id: "superseded", second.version_id: "published"}
+    assert closed == first.grids
+    with pytest.raises(ConflictError), session_scope(community) as s:
+        publish_version(s, second.version_id, user="p")
+
+
+def test_gridding_api(community: Engine, server: str, settings: Settings) -> None:
+    with session_scope(community) as s:
+        add_user(s, "plan", "planner", "420502", None)
+        add_user(s, "lead", "leader", None, None)
+        add_user(s, "plan_wjg", "planner", "420503", None)
+
+    def tok(name: str, role: str, area: str | None) -> dict[str, str]:
+        t = issue_token(
+            TokenClaims(name, role, area, 0), settings.signing_key(), settings.token_audience, 5
+        )
+        return {"Authorization": f"Bearer {t}"}
+
+    planner, leader = tok("plan", "planner", "420502"), tok("lead", "leader", None)
+    body = {"community": COMMUNITY, "households_per_grid": 1500}
+    assert httpx.post(f"{server}/api/v1/gridding", json=body, headers=leader).status_code == 403
+    other = httpx.post(
+        f"{server}/api/v1/gridding", json=body, headers=tok("plan_wjg", "planner", "420503")
+    )
+    assert other.status_code == 404  # outside the planner's district
+    bad = httpx.post(
+        f"{server}/api/v1/gridding", json={"all": True, "community": COMMUNITY}, headers=planner
+    )
+    assert bad.status_code == 422
+    r = httpx.post(f"{server}/api/v1/gridding", json=body, headers=planner)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["status"] == "draft" and out["grids"] >= 1
+    assert out["quality"]["max_overlap_m2"] <= 0.01
+    draft = httpx.get(
+        f"{server}/api/v1/grids", params={"version": out["version"]}, headers=leader
+    ).json()
+    assert draft["numberMatched"] == out["grids"]
+    assert httpx.get(f"{server}/api/v1/grids", headers=leader).json()["numberMatched"] == 0
+    foreign = httpx.post(
+        f"{server}/api/v1/grid-versions/{out['version']}/publish",
+        headers=tok("plan_wjg", "planner", "420503"),
+    )
+    assert foreign.status_code == 404
+    pub = httpx.post(f"{server}/api/v1/grid-versions/{out['version']}/publish", headers=planner)
+    assert pub.status_code == 200
+    again = httpx.post(f"{server}/api/v1/grid-versions/{out['version']}/publish", headers=planner)
+    assert again.status_code == 409
+    current = httpx.get(
+        f"{server}/api/v1/grids", params={"community": COMMUNITY}, headers=leader
+    ).json()
+    assert current["numberMatched"] == out["grids"]
+    props = current["features"][0]["properties"]
+    assert props["code"].startswith(COMMUNITY) and props["valid_from"]
