@@ -266,6 +266,8 @@ class Incident(Base):
     grid_code: Mapped[str | None] = mapped_column(String(20), index=True)
     mediator_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))
+    service_code: Mapped[str | None] = mapped_column(String(32))
+    contact: Mapped[str | None] = mapped_column(Text)
     reported_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
@@ -332,3 +334,71 @@ class AuditLog(Base):
     purpose: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+ASSIGNMENT_STATUS = (
+    "dispatched",
+    "accepted",
+    "on_site",
+    "completed",
+    "declined",
+    "cancelled",
+    "reassigned",
+)
+EXCLUSIVE_ASSIGNMENT = ("dispatched", "accepted", "on_site")  # the person is taken
+
+
+class DispatchAssignment(Base):
+    """One mediator sent to one incident. At most one exclusive assignment per person and per
+    incident at any time (partial unique indexes), so two dispatchers can never take the same
+    mediator: the second INSERT fails and becomes a 409."""
+
+    __tablename__ = "dispatch_assignment"
+    __table_args__ = (
+        CheckConstraint(_in("status", ASSIGNMENT_STATUS), name="status"),
+        Index(
+            "uq_assignment_active_person",
+            "person_id",
+            unique=True,
+            postgresql_where=text(f"status IN {EXCLUSIVE_ASSIGNMENT!r}"),
+        ),
+        Index(
+            "uq_assignment_active_incident",
+            "incident_id",
+            unique=True,
+            postgresql_where=text(f"status IN {EXCLUSIVE_ASSIGNMENT!r}"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incident.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="dispatched")
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CoMediator(Base):
+    """Invited co-mediators (e.g. people's congress deputies) for an area and categories."""
+
+    __tablename__ = "co_mediator"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    area_code: Mapped[str] = mapped_column(String(16), index=True)
+    categories: Mapped[str | None] = mapped_column(Text)  # comma-separated; NULL = all
+
+
+class IdempotencyKey(Base):
+    """Replays of a write with the same Idempotency-Key get the first answer back."""
+
+    __tablename__ = "idempotency_key"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _now()

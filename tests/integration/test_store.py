@@ -172,3 +172,18 @@ def test_district_file_properties_round_trip(db: Engine) -> None:
     with db.connect() as conn:
         stored = dict(conn.execute(text("SELECT code, name FROM area")).all())
     assert stored == names
+
+
+def test_models_match_migrations(db: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from geoalchemy2 import alembic_helpers
+
+    from gridmap.store.models import Base
+
+    with db.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"include_object": alembic_helpers.include_object, "compare_type": True}
+        )
+        diff = compare_metadata(ctx, Base.metadata)
+    assert diff == []
