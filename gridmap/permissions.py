@@ -17,10 +17,17 @@ MATRIX: dict[str, frozenset[str]] = {
     "grids.read": ALL_ROLES - {"volunteer"},
     "gridding.run": frozenset({"admin", "planner"}),
     "grids.publish": frozenset({"admin", "planner"}),
+    "locate.read": frozenset({"admin", "planner", "dispatcher", "grid_manager"}),
+    "incidents.create": frozenset({"admin", "dispatcher", "grid_manager"}),
+    "incidents.read": frozenset({"admin", "dispatcher", "grid_manager"}),
+    "incidents.dispatch": frozenset({"admin", "dispatcher"}),
+    "incidents.transition": frozenset({"admin", "dispatcher", "grid_manager"}),
+    "open311.create": frozenset({"admin", "dispatcher", "grid_manager"}),
+    "open311.read": frozenset({"admin", "dispatcher", "grid_manager"}),
 }
 
 # operations that need no token at all
-PUBLIC_OPERATIONS = frozenset({"health", "auth.token"})
+PUBLIC_OPERATIONS = frozenset({"health", "auth.token", "open311.services"})
 
 
 def allowed(operation: str, role: str) -> bool:

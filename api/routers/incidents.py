@@ -1,0 +1,159 @@
+"""Dispatchers' API: locate a point, take reports, recommend and dispatch mediators, move
+incidents through their lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel, Field
+
+from api.deps import CurrentUser, SessionDep
+from api.routers import permission
+from gridmap.store.dispatching import dispatch, recommend_for
+from gridmap.store.incidents import (
+    create_incident,
+    get_incident,
+    list_incidents,
+    locate,
+    to_wgs84_point,
+    transition,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["incidents"])
+CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
+Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,32}$")]
+
+
+def _public(inc: dict[str, Any]) -> dict[str, Any]:
+    out = dict(inc)
+    out.pop("id", None)
+    for k in ("created_at", "updated_at"):
+        if isinstance(out.get(k), datetime):
+            out[k] = out[k].isoformat()
+    return out
+
+
+@router.get("/locate", **permission("locate.read"))
+def locate_point(
+    session: SessionDep,
+    user: CurrentUser,
+    lon: Annotated[float, Query(description="longitude (x)")],
+    lat: Annotated[float, Query(description="latitude (y)")],
+    crs: CrsQ = "wgs84",
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """District, street, community and grid of a point; ``near_boundary`` lists grids within
+    20 m. Ties on a shared edge go to the lowest grid code. ``at`` answers for that time."""
+    wlon, wlat = to_wgs84_point(lon, lat, crs)
+    hit = locate(session, wlon, wlat, at=at)
+    hit.pop("grid_id", None)
+    return hit
+
+
+class IncidentIn(BaseModel):
+    """A dispute report. Coordinates in ``crs`` (Amap → gcj02, Baidu → bd09)."""
+
+    category: str = Field(max_length=32, description="service code or Chinese name")
+    lon: float
+    lat: float
+    crs: str = Field("wgs84", max_length=32)
+    description: str | None = Field(None, max_length=4000)
+    address: str | None = Field(None, max_length=500)
+    contact: str | None = Field(None, max_length=200)
+
+
+@router.post("/incidents", status_code=201, **permission("incidents.create"))
+def report(body: IncidentIn, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Record a report, located to its grid."""
+    inc = create_incident(
+        session,
+        category=body.category,
+        x=body.lon,
+        y=body.lat,
+        crs=body.crs,
+        description=body.description,
+        address=body.address,
+        contact=body.contact,
+        reporter=user.name,
+    )
+    session.commit()
+    return _public(inc)
+
+
+@router.get("/incidents", **permission("incidents.read"))
+def incidents(
+    session: SessionDep,
+    user: CurrentUser,
+    status: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Incidents in the caller's area, newest first."""
+    return [
+        _public(i)
+        for i in list_incidents(session, status=status, scope=user.area, limit=limit, offset=offset)
+    ]
+
+
+@router.get("/incidents/{ref}", **permission("incidents.read"))
+def incident(ref: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """The full record."""
+    return _public(get_incident(session, ref, scope=user.area))
+
+
+@router.get("/incidents/{ref}/recommendation", **permission("incidents.dispatch"))
+def recommendation(ref: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Ranked mediators with reason codes, people skipped and why, invited co-mediators."""
+    return recommend_for(session, get_incident(session, ref, scope=user.area)).to_dict()
+
+
+class DispatchIn(BaseModel):
+    person_id: int | None = Field(
+        None, ge=1, description="a named mediator; default: the best recommended one"
+    )
+    reassign: bool = False
+
+
+@router.post("/incidents/{ref}/dispatch", **permission("incidents.dispatch"))
+def dispatch_incident(
+    ref: str,
+    session: SessionDep,
+    user: CurrentUser,
+    body: DispatchIn | None = None,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> dict[str, Any]:
+    """Atomically send a mediator; 409 when they were just taken. Safe to retry with the same
+    ``Idempotency-Key``."""
+    body = body or DispatchIn(person_id=None)
+    result = dispatch(
+        session,
+        ref,
+        actor=user.name,
+        person_id=body.person_id,
+        reassign=body.reassign,
+        idempotency_key=idempotency_key,
+        scope=user.area,
+    )
+    session.commit()
+    return result
+
+
+class TransitionIn(BaseModel):
+    to: Literal[
+        "accepted", "on_site", "resolved", "failed", "escalated", "closed", "cancelled", "reported"
+    ]
+    note: str | None = Field(None, max_length=2000)
+    decline: bool = Field(False, description="with to=reported: the mediator declined")
+
+
+@router.post("/incidents/{ref}/transitions", **permission("incidents.transition"))
+def move(ref: str, body: TransitionIn, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Next lifecycle step; every step is kept as an incident event."""
+    inc = get_incident(session, ref, scope=user.area)
+    out = transition(
+        session, inc["id"], body.to, actor=user.name, note=body.note, decline=body.decline
+    )
+    session.commit()
+    return _public(out)

@@ -1,0 +1,252 @@
+"""Recommendation inputs from PostGIS (candidates, grid adjacency, road graph) and the
+dispatch transaction with Idempotency-Key replay.
+
+Adjacency and the road graph are rebuilt only when the published grids or the road edges change
+(cached per process by a cheap version key); ranking itself is the pure ``gridmap.dispatch``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridmap.dispatch import HOLDS_MEDIATOR, Recommendation, RoadGraph, grid_adjacency, recommend
+from gridmap.errors import ConflictError, InvalidInput
+from gridmap.store.incidents import OPEN_CASE, claim, get_incident
+
+__all__ = ["dispatch", "recommend_for", "request_hash"]
+
+_ADJ: dict[Any, tuple[dict[str, set[str]], dict[str, str]]] = {}
+_GRAPH: dict[Any, RoadGraph | None] = {}
+
+
+def _adjacency(session: Session) -> tuple[dict[str, set[str]], dict[str, str]]:
+    key = session.execute(
+        text(
+            "SELECT count(*), max(id), max(valid_from) FROM grid WHERE valid_from IS NOT NULL "
+            "AND valid_to IS NULL"
+        )
+    ).one()
+    if key not in _ADJ:
+        rows = session.execute(
+            text(
+                "SELECT g.code, a.code, ST_AsBinary(g.geom) FROM grid g JOIN area a "
+                "ON a.id = g.community_id WHERE g.valid_from IS NOT NULL AND g.valid_to IS NULL "
+                "ORDER BY g.code"
+            )
+        ).all()
+        codes = np.array([r[0] for r in rows], dtype=object)
+        geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else np.empty(0, object)
+        adjacency = grid_adjacency(codes, geoms) if len(rows) else {}
+        _ADJ.clear()
+        _ADJ[key] = (
+            {str(k): set(map(str, v)) for k, v in adjacency.items()},
+            {str(r[0]): str(r[1]) for r in rows},
+        )
+    return _ADJ[key]
+
+
+def _graph(session: Session) -> RoadGraph | None:
+    key = session.execute(text("SELECT count(*), max(id), max(generation_id) FROM road_edge")).one()
+    if key not in _GRAPH:
+        rows = session.execute(
+            text("SELECT source, target, cost, reverse_cost, ST_AsBinary(geom) FROM road_edge")
+        ).all()
+        graph = None
+        if rows:
+            arr = list(zip(*rows, strict=True))
+            graph = RoadGraph.from_edges(
+                arr[0],
+                arr[1],
+                arr[2],
+                arr[3],
+                geometry=shapely.from_wkb([bytes(w) for w in arr[4]]),
+            )
+        _GRAPH.clear()
+        _GRAPH[key] = graph
+    return _GRAPH[key]
+
+
+def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
+    rows = (
+        session.execute(
+            text("""
+        SELECT p.id AS person_id, p.name, po.grid_code AS grid, p.roles,
+               ST_X(coalesce(p.position, p.home)) AS lon, ST_Y(coalesce(p.position, p.home)) AS lat,
+               CASE WHEN EXISTS (SELECT 1 FROM dispatch_assignment a WHERE a.person_id = p.id
+                                 AND a.status = ANY(:hold)) THEN 'busy' ELSE p.status END
+                 AS status,
+               (SELECT count(*) FROM incident i WHERE i.mediator_id = p.id
+                  AND i.status = ANY(:open)) AS open_cases,
+               p.caseload_cap,
+               CASE WHEN p.position IS NULL THEN now() ELSE p.position_at END AS position_at
+        FROM person p
+        LEFT JOIN posting po ON po.person_id = p.id AND po.role = 'mediator'
+             AND po.valid_to IS NULL
+        WHERE p.roles LIKE '%mediator%' AND coalesce(p.position, p.home) IS NOT NULL
+          AND ST_DWithin(coalesce(p.position, p.home)::geography,
+                         ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :r)
+        ORDER BY p.id"""),
+            {
+                "hold": list(HOLDS_MEDIATOR),
+                "open": list(OPEN_CASE),
+                "lon": lon,
+                "lat": lat,
+                "r": radius_m * 2,
+            },
+        )
+        .mappings()
+        .all()
+    )
+    return pd.DataFrame(
+        [dict(r) for r in rows],
+        columns=[
+            "person_id",
+            "name",
+            "grid",
+            "roles",
+            "lon",
+            "lat",
+            "status",
+            "open_cases",
+            "caseload_cap",
+            "position_at",
+        ],
+    )
+
+
+def _invited(session: Session) -> pd.DataFrame:
+    rows = (
+        session.execute(
+            text(
+                "SELECT c.person_id, p.name, c.area_code, c.categories FROM co_mediator c "
+                "JOIN person p ON p.id = c.person_id ORDER BY c.person_id"
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return pd.DataFrame(
+        [dict(r) for r in rows], columns=["person_id", "name", "area_code", "categories"]
+    )
+
+
+def recommend_for(
+    session: Session, incident: dict[str, Any], *, max_radius_m: float = 5000.0, limit: int = 5
+) -> Recommendation:
+    """Ranked mediators for a stored incident, with reasons, skips and invited co-mediators."""
+    adjacency, community_of = _adjacency(session)
+    return recommend(
+        {
+            "grid": incident["grid_code"],
+            "lon": incident["lon"],
+            "lat": incident["lat"],
+            "category": incident["service_code"] or incident["category"],
+        },
+        _candidates(session, incident["lon"], incident["lat"], max_radius_m),
+        adjacency=adjacency,
+        community_of=community_of,
+        graph=_graph(session),
+        max_radius_m=max_radius_m,
+        limit=limit,
+        invited=_invited(session),
+    )
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay(session: Session, key: str | None, actor: str, digest: str) -> dict[str, Any] | None:
+    """Reserve ``key`` for this request, or return the answer of the request that used it."""
+    if not key:
+        return None
+    if len(key) > 128:
+        raise InvalidInput("Idempotency-Key is longer than 128 characters", code="bad-key")
+    reserved = session.execute(
+        text(
+            "INSERT INTO idempotency_key (key, actor, request_hash, status_code, response) "
+            "VALUES (:k, :a, :h, 0, '{}') ON CONFLICT DO NOTHING RETURNING key"
+        ),
+        {"k": key, "a": actor, "h": digest},
+    ).first()
+    if reserved:
+        return None
+    row = session.execute(
+        text(
+            "SELECT request_hash, status_code, response FROM idempotency_key WHERE key = :k AND "
+            "actor = :a"
+        ),
+        {"k": key, "a": actor},
+    ).one()
+    if row.request_hash != digest:
+        raise InvalidInput(
+            "this Idempotency-Key was used for a different request", code="idempotency-key-reused"
+        )
+    return dict(row.response)
+
+
+def dispatch(
+    session: Session,
+    ref: str,
+    *,
+    actor: str,
+    person_id: int | None = None,
+    reassign: bool = False,
+    idempotency_key: str | None = None,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    """Send a mediator: the named one, or the best recommended one still free."""
+    inc = get_incident(session, ref, scope=scope)
+    digest = request_hash({"incident": inc["id"], "person": person_id, "reassign": reassign})
+    replayed = _replay(session, idempotency_key, actor, digest)
+    if replayed is not None:
+        return {**replayed, "replayed": True}
+    result: dict[str, Any] | None = None
+    if person_id is not None:
+        result = claim(
+            session, inc["id"], person_id, actor=actor, reason="NAMED", reassign=reassign
+        )
+    else:
+        rec = recommend_for(session, inc)
+        for cand in rec.candidates:
+            try:
+                with session.begin_nested():
+                    result = claim(
+                        session,
+                        inc["id"],
+                        int(cand.person_id),
+                        actor=actor,
+                        reason=cand.reason,
+                        reassign=reassign,
+                    )
+                break
+            except ConflictError as exc:
+                if exc.code not in (
+                    "mediator-taken",
+                    "mediator-unavailable",
+                    "mediator-over-capacity",
+                ):
+                    raise
+        if result is None:
+            raise ConflictError(
+                "no mediator could be dispatched",
+                code=(rec.shortfall or "ALL_BUSY").lower().replace("_", "-"),
+                details=[{"shortfall": rec.shortfall or "ALL_BUSY"}],
+            )
+    if idempotency_key:
+        session.execute(
+            text(
+                "UPDATE idempotency_key SET status_code = 200, response = CAST(:r AS jsonb) "
+                "WHERE key = :k AND actor = :a"
+            ),
+            {"r": json.dumps(result, default=str), "k": idempotency_key, "a": actor},
+        )
+    return result
