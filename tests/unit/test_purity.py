@@ -14,6 +14,13 @@ PURE = [
     "gridmap.topology",
     "gridmap.permissions",
     "gridmap.security",
+    "gridmap.staffing",
+    "gridmap.rosters",
+    "gridmap.roster_synth",
+    "gridmap.dispatch",
+    "gridmap.locate",
+    "gridmap.gridding",
+    "gridmap.scenario",
 ]
 FORBIDDEN = ["fastapi", "starlette", "sqlalchemy", "geoalchemy2", "folium"]
 
