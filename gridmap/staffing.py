@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gridmap.errors import InvalidInput
+from gridmap.staffing_model import STAFF_ROLES, Assignment, CareAssignment, Quotas, RoleQuota
+from gridmap.staffing_report import aggregate_report, shortage_report
 
 __all__ = [
     "STAFF_ROLES",
@@ -44,81 +45,7 @@ __all__ = [
     "shortage_report",
 ]
 
-STAFF_ROLES = ("grid_manager", "mediator", "legal_professional", "publicity", "legal_aid")
-_LEVELS = {"community": 12, "street": 9, "district": 6}
 _BLOCK = 2_000_000  # cost-matrix cells computed at once
-
-
-@dataclass(frozen=True)
-class RoleQuota:
-    """People of one role per grid (``max=None``: no upper limit) and grids per person."""
-
-    min: int
-    max: int | None
-    capacity: int
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """Yichang's figures per grid; ``care_ratio`` care subjects per volunteer at most."""
-
-    grid_manager: RoleQuota = RoleQuota(1, 1, 1)
-    mediator: RoleQuota = RoleQuota(1, 2, 1)
-    legal_professional: RoleQuota = RoleQuota(1, 1, 3)
-    publicity: RoleQuota = RoleQuota(1, 2, 2)
-    legal_aid: RoleQuota = RoleQuota(0, None, 3)
-    care_ratio: int = 5
-
-    def role(self, name: str) -> RoleQuota:
-        if name not in STAFF_ROLES:
-            raise InvalidInput(f"unknown role {name!r}")
-        return getattr(self, name)  # type: ignore[no-any-return]
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> Quotas:
-        """From configuration such as ``{"mediator": {"min": 1, "max": 3}, "care_ratio": 4}``."""
-        base, out = cls(), dict[str, Any]()
-        for f in fields(cls):
-            v = cfg.get(f.name)
-            if isinstance(v, Mapping):
-                out[f.name] = RoleQuota(**{**vars(getattr(base, f.name)), **v})
-            elif v is not None:
-                out[f.name] = v
-        return cls(**out)
-
-
-@dataclass
-class Assignment:
-    """Postings (person, role, grid, cost_m, kept), moves, unfilled minimum slots, idle people."""
-
-    postings: pd.DataFrame
-    moves: pd.DataFrame
-    unfilled: pd.DataFrame
-    idle: pd.DataFrame
-    total_cost_m: float
-    min_slots: int
-    certified: bool
-
-    @property
-    def coverage(self) -> float:
-        """Share of minimum slots filled (1.0 when every quota minimum is met)."""
-        missing = int(self.unfilled["missing"].sum()) if len(self.unfilled) else 0
-        return 1.0 - missing / self.min_slots if self.min_slots else 1.0
-
-
-@dataclass
-class CareAssignment:
-    """One row per care subject in ``links`` (volunteer NA when uncovered) and volunteer loads."""
-
-    links: pd.DataFrame
-    volunteers: pd.DataFrame
-    moves: pd.DataFrame
-    total_cost_m: float
-    certified: bool
-
-    @property
-    def uncovered(self) -> pd.DataFrame:
-        return self.links[self.links["volunteer"].isna()]
 
 
 def _potentials(tail: np.ndarray, head: np.ndarray, cost: np.ndarray, n: int) -> np.ndarray:
@@ -480,70 +407,3 @@ def assign_care(
         total_cost_m=float(np.nansum(links["cost_m"])),
         certified=cert,
     )
-
-
-def shortage_report(
-    grids: pd.DataFrame,
-    postings: pd.DataFrame,
-    care_links: CareAssignment | pd.DataFrame | None = None,
-    quotas: Quotas | None = None,
-    *,
-    volunteers: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Per grid: each role's count, min, max and whether met; care subjects and volunteer gap.
-
-    Volunteers per grid come from ``care_links.volunteers`` (a :class:`CareAssignment`), else
-    ``volunteers`` (id, grid), else postings with role ``care_volunteer``.
-    """
-    quotas = quotas or Quotas()
-    out = pd.DataFrame({"code": grids["code"].to_numpy()})
-    for role in STAFF_ROLES:
-        q = quotas.role(role)
-        got = postings.loc[postings["role"] == role, "grid"].value_counts()
-        out[f"{role}_count"] = out["code"].map(got).fillna(0).astype(int)
-        out[f"{role}_min"], out[f"{role}_max"] = q.min, np.nan if q.max is None else q.max
-        out[f"{role}_met"] = (out[f"{role}_count"] >= q.min) & (
-            True if q.max is None else out[f"{role}_count"] <= q.max
-        )
-    links = care_links.links if isinstance(care_links, CareAssignment) else care_links
-    if isinstance(care_links, CareAssignment):
-        volunteers = care_links.volunteers
-    if volunteers is None:
-        volunteers = postings[postings["role"] == "care_volunteer"].rename(columns={"person": "id"})
-    subj = links["grid"].value_counts() if links is not None else pd.Series(dtype=int)
-    unc = links.loc[links["volunteer"].isna(), "grid"].value_counts() if links is not None else {}
-    out["care_subjects"] = out["code"].map(subj).fillna(0).astype(int)
-    out["uncovered_subjects"] = out["code"].map(unc).fillna(0).astype(int)
-    out["volunteers"] = out["code"].map(volunteers["grid"].value_counts()).fillna(0).astype(int)
-    ratio = quotas.care_ratio
-    out["care_ratio"] = out["care_subjects"] / out["volunteers"].where(out["volunteers"] > 0)
-    need = -(-out["care_subjects"] // ratio)
-    out["volunteers_to_recruit"] = (need - out["volunteers"]).clip(lower=0).astype(int)
-    met = [c for c in out.columns if c.endswith("_met") and c != "all_met"]
-    out["all_met"] = out[met].all(axis=1) & (out["volunteers_to_recruit"] == 0)
-    return out
-
-
-def aggregate_report(
-    per_grid: pd.DataFrame, level: str = "community", *, ratio: int = 5
-) -> pd.DataFrame:
-    """Roll a :func:`shortage_report` up by grid-code prefix (community 12, street 9, district 6).
-
-    Counts and ``volunteers_to_recruit`` are sums over grids (the 1:5 quota holds per grid);
-    ``volunteers_to_recruit_pooled`` applies it to the whole area instead (volunteers may serve
-    neighbouring grids). ``*_met`` become the number of grids meeting that quota.
-    """
-    if level not in _LEVELS:
-        raise InvalidInput(f"level must be one of {', '.join(_LEVELS)}")
-    key = per_grid["code"].astype(str).str[: _LEVELS[level]].rename(level)
-    cols = [
-        c
-        for c in per_grid.columns
-        if c.endswith(("_count", "_met", "subjects", "volunteers", "_recruit"))
-    ]
-    agg = per_grid[cols].astype(int).groupby(key).sum()
-    agg.insert(0, "grids", key.value_counts().sort_index())
-    agg["care_ratio"] = agg["care_subjects"] / agg["volunteers"].where(agg["volunteers"] > 0)
-    pooled = -(-agg["care_subjects"] // ratio) - agg["volunteers"]
-    agg["volunteers_to_recruit_pooled"] = pooled.clip(lower=0)
-    return agg.reset_index()

@@ -12,6 +12,7 @@ from gridmap.settings import PROJECT_ROOT
 
 DISTRICTS = PROJECT_ROOT / "data" / "boundaries" / "yichang_districts.geojson"
 SCENARIO = PROJECT_ROOT / "data" / "scenario"
+COMMUNITY = "420502001001"
 
 
 def snapshot(engine: Engine) -> dict[str, str]:

@@ -54,9 +54,13 @@ def to_wgs84_point(x: float, y: float, crs: str | None) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise InvalidInput("coordinates must be finite numbers", code="non-finite-coordinate")
     if name in ("wgs84", "gcj02", "bd09", "cgcs2000") and (abs(x) > 180 or abs(y) > 90):
-        hint = " (lat/lon swapped?)" if abs(y) <= 180 and abs(x) <= 90 else ""
+        if abs(y) <= 180 and abs(x) <= 90:
+            raise InvalidInput(
+                "lat is out of range but lon/lat swapped would be valid: send lon first, then lat",
+                code="probable-lat-lon-swap",
+            )
         raise InvalidInput(
-            f"coordinates out of range: lon must be within ±180 and lat within ±90{hint}",
+            "coordinates out of range: lon must be within ±180 and lat within ±90",
             code="coordinate-out-of-range",
         )
     lon, lat = to_wgs84(x, y, name)
@@ -182,7 +186,7 @@ def create_incident(
         INSERT INTO incident (public_id, category, service_code, description, address, contact,
                               status, reported_x, reported_y, reported_crs, grid_id, grid_code,
                               reported_by, geom)
-        VALUES ('pending-' || gen_random_uuid(), :cat, :code, :desc, :addr, :contact,
+        VALUES ('tmp' || substr(md5(random()::text), 1, 24), :cat, :code, :desc, :addr, :contact,
                 'reported', :x, :y, :crs, :gid, :grid, :by,
                 ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
         RETURNING id, created_at"""),
