@@ -1,0 +1,486 @@
+"""Point → grid in memory: a tiled lookup raster with an exact shapely fallback.
+
+Semantics (the oracle the database layer must agree with): a point belongs to the grid whose
+polygon *covers* it (boundary included). A point covered by several grids (on a shared edge or
+vertex, or inside an overlap) goes to the covering grid with the **lowest code** (plain string
+order; codes are unique). A point covered by no grid has no grid (index -1, code ``None``).
+
+Why a raster: most of shapely's cost in bulk is creating point objects. A pixel (``cell_m``,
+10 m by default) that no grid boundary comes near answers directly. A pixel in the thin band
+along boundaries keeps the few grids (≤ 4, in code order) that can cover any of its points and
+tests them with prepared ``shapely.intersects_xy`` (no point objects); rarer cases (> 4
+candidates, overlapping grids) use ``STRtree.query(points, "intersects")``. Answers are identical
+to the oracle: a pixel counts as "away from boundaries" only with ≥ 0.05 pixel to spare, far
+above rounding error. The raster lives in an equirectangular pixel space, an *affine* image of
+lon/lat (pixels are ``cell_m`` at the centre latitude, within a few % across a province):
+straight lon/lat edges stay straight, so no projection error has to be budgeted, and 1 M points
+map to pixels in milliseconds (no pyproj call). ``metric_crs`` serves metre distances only.
+
+Memory and build time (measured, 10 m cells): the raster is 64 × 64-pixel tiles; a tile inside
+one grid or outside all costs 4 bytes, a mixed tile 4 KiB + a 256 B palette (≤ 64 labels; more
+→ the STRtree path). The 4 Yichang districts with 1,110 grids: 8.7 MB, built in ≈ 1.5 s;
+20,000 grids over 10,000 km²: 115 MB in 17 s (32 MB in 10 s at ``cell_m=20``). A province
+(100,000 grids, ~190,000 km²) extrapolates to ≈ 2 GB / 5 min at 10 m — use ``cell_m=20``–30
+(≈ 0.6–0.3 GB) or one index per city: answers stay exact at any cell size, only the share of
+exact checks grows (4% of city points at 10 m, 10% at 20 m). Building holds one 512 × 512
+block at a time.
+
+Examples
+--------
+>>> sq = [shapely.box(111.30, 30.70, 111.31, 30.71), shapely.box(111.31, 30.70, 111.32, 30.71)]
+>>> index = GridIndex.build(["g2", "g1"], sq)
+>>> index.locate_codes([111.305, 111.31, 111.4], [30.705, 30.705, 30.705]).tolist()
+['g2', 'g1', None]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import shapely
+
+from gridmap.crs import from_wgs84, metric_crs_for_geometry, normalize_crs, to_wgs84
+from gridmap.errors import InvalidInput
+
+__all__ = [
+    "STATUS_INVALID",
+    "STATUS_OK",
+    "STATUS_OUTSIDE",
+    "STATUS_OUT_OF_RANGE",
+    "STATUS_SWAPPED",
+    "GridIndex",
+    "LocateResult",
+]
+
+STATUS_OK, STATUS_OUTSIDE, STATUS_INVALID, STATUS_SWAPPED, STATUS_OUT_OF_RANGE = 0, 1, 2, 3, 4
+
+_TS = 6  # tile side = 2**_TS pixels
+_T = 1 << _TS
+_BT = 8  # tiles per block side: the raster is built one 512 × 512-pixel block at a time
+_B = _T * _BT
+_PAL = 64  # palette: up to 64 distinct labels per mixed tile (more → STRtree check)
+_K = 4  # candidate grids kept per boundary pixel (more → STRtree check)
+_STEP = 0.5  # boundary sample spacing (pixels): every edge point is ≤ _STEP / 2 from a sample
+_DELTA = 0.3  # a sample also marks the neighbour pixels it is within _DELTA of (> _STEP / 2)
+_OUT, _CHECK = -1, -2
+_M_PER_DEG_LAT = 110_574.0
+_M_PER_DEG_LON = 111_320.0
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    """One located point: grid index/code (``None`` outside), its WGS84 position, near grids."""
+
+    index: int
+    code: str | None
+    lon: float
+    lat: float
+    near_boundary: tuple[tuple[str, float], ...] = ()
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, s + n)`` for each pair, vectorised."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offs = np.repeat(np.cumsum(lens) - lens, lens)
+    return np.repeat(starts, lens) + (np.arange(total) - offs)
+
+
+class GridIndex:
+    """Lookup structure for one set of grids (e.g. those valid at a time); build with
+    :meth:`build`. Read-only after construction, so it can be shared between threads (GEOS
+    prepared geometries build their indexes lazily and unsafely — libgeos/geos#825 — so
+    :meth:`build` warms them)."""
+
+    def __init__(self, codes: np.ndarray, geoms: np.ndarray, metric_crs: str | None, cell_m: float):
+        self.codes = codes
+        self.geoms = geoms
+        self.metric_crs = metric_crs
+        self.cell_m = cell_m
+        order = np.argsort(codes, kind="stable")
+        self.rank = np.empty(len(codes), dtype=np.int64)
+        self.rank[order] = np.arange(len(codes))
+        shapely.prepare(geoms)
+        if len(geoms):  # build GEOS's lazy point locators now, not racing in worker threads
+            b = shapely.bounds(geoms)
+            shapely.intersects_xy(geoms, (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
+        self._tree = shapely.STRtree(geoms)
+        minx, miny, _, maxy = shapely.total_bounds(geoms) if len(geoms) else (0.0,) * 4
+        lat_c = (miny + maxy) / 2
+        self._dlon = cell_m / (_M_PER_DEG_LON * math.cos(math.radians(lat_c)))
+        self._dlat = cell_m / _M_PER_DEG_LAT
+        self._lon0, self._lat0 = 0.0, 0.0
+        self._tiles = np.full((1, 1), -1, dtype=np.int32)
+        self._stack = np.zeros((1, _T, _T), dtype=np.uint8)
+        self._palette = np.full((1, _PAL), _OUT, dtype=np.int32)
+        self._sets = np.full((1, _K), -1, dtype=np.int64)
+        if len(geoms):
+            self._lon0 = minx - 2 * self._dlon
+            self._lat0 = miny - 2 * self._dlat
+            self._rasterize()
+
+    @classmethod
+    def build(
+        cls,
+        codes: Sequence[str] | np.ndarray,
+        geoms: Sequence[Any] | np.ndarray,
+        *,
+        metric_crs: str | None = None,
+        cell_m: float = 10.0,
+    ) -> GridIndex:
+        """Index grids given as codes and WGS84 (Multi)Polygons; ``metric_crs`` is used for
+        metre distances (:meth:`near_boundary`), chosen from the data when omitted."""
+        codes_a = np.asarray([str(c) for c in codes], dtype=object)
+        geoms_a = np.asarray(list(geoms), dtype=object)
+        if len(codes_a) != len(geoms_a):
+            raise InvalidInput("codes and geometries differ in length", code="length-mismatch")
+        if len(set(codes_a.tolist())) != len(codes_a):
+            raise InvalidInput("grid codes must be unique", code="duplicate-grid-code")
+        if not cell_m > 0:
+            raise InvalidInput("cell_m must be positive", code="invalid-cell-size")
+        types = shapely.get_type_id(geoms_a) if len(geoms_a) else np.zeros(0, int)
+        bad = [
+            {"code": str(c), "problem": "not a valid polygon"}
+            for c, g, t in zip(codes_a, geoms_a, types, strict=True)
+            if t not in (3, 6) or not shapely.is_valid(g)
+        ]
+        if bad:
+            raise InvalidInput(
+                "grids must be valid (Multi)Polygons", code="invalid-geometry", details=bad
+            )
+        if metric_crs is None and len(geoms_a):
+            metric_crs = metric_crs_for_geometry(shapely.box(*shapely.total_bounds(geoms_a)))
+        return cls(codes_a, geoms_a, metric_crs, float(cell_m))
+
+    # ------------------------------------------------------------------ raster construction
+
+    def _to_px(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (lon - self._lon0) / self._dlon, (lat - self._lat0) / self._dlat
+
+    def _rasterize(self) -> None:
+        """Fill the tile table block by block (bounded memory: one 512² block at a time)."""
+        px = shapely.transform(self.geoms, lambda c: np.column_stack(self._to_px(c[:, 0], c[:, 1])))
+        parts, pidx = shapely.get_parts(px, return_index=True)
+        rings, ridx = shapely.get_rings(parts, return_index=True)
+        xy, cidx = shapely.get_coordinates(rings, return_index=True)
+        same = cidx[1:] == cidx[:-1]
+        self._e = np.column_stack([xy[:-1][same], xy[1:][same]])  # x1, y1, x2, y2 (pixels)
+        self._egrid = pidx[ridx[cidx[:-1][same]]]
+        self._eptr = np.searchsorted(self._egrid, np.arange(len(px) + 1))
+        self._set_ids: dict[tuple[int, ...], int] = {}
+        tree = shapely.STRtree(px)
+        _, _, maxu, maxv = shapely.total_bounds(px)
+        nbx, nby = int(maxu + 3) // _B + 1, int(maxv + 3) // _B + 1  # ≥ 2 clean pixels around
+        self._tiles = np.full((nby * _BT, nbx * _BT), -1, dtype=np.int32)
+        stack: list[np.ndarray] = []
+        palettes: list[np.ndarray] = []
+        for by in range(nby):
+            for bx in range(nbx):
+                c0, r0 = bx * _B, by * _B
+                cand = tree.query(shapely.box(c0 - 1, r0 - 1, c0 + _B + 1, r0 + _B + 1))
+                if len(cand):
+                    lab = self._block(np.sort(cand), c0, r0)
+                    self._store(lab, bx, by, stack, palettes)
+        if stack:
+            self._stack = np.stack(stack)
+            self._palette = np.stack(palettes)
+        self._sets = np.full((max(len(self._set_ids), 1), _K), -1, dtype=np.int64)
+        for key, i in self._set_ids.items():
+            self._sets[i] = key
+        del self._e, self._eptr, self._egrid, self._set_ids
+
+    def _block(self, cand: np.ndarray, c0: int, r0: int) -> np.ndarray:
+        """Labels of one block: grid index, -1 outside, -2 STRtree check, ≤ -3 candidate set."""
+        eidx = _ranges(self._eptr[cand], self._eptr[cand + 1] - self._eptr[cand])
+        e, g = self._e[eidx], self._egrid[eidx]
+        lab = np.full(_B * _B, _OUT, dtype=np.int64)
+        # even-odd scanline fill by pixel centre, per grid (rows r with r + .5 in [ymin, ymax))
+        ymin, ymax = np.minimum(e[:, 1], e[:, 3]), np.maximum(e[:, 1], e[:, 3])
+        lo = np.maximum(np.ceil(ymin - 0.5), r0).astype(np.int64)
+        n = np.maximum(np.minimum(np.ceil(ymax - 0.5), r0 + _B).astype(np.int64) - lo, 0)
+        sel = np.repeat(np.arange(len(n)), n)
+        if len(sel):
+            r = lo[sel] + _ranges(np.zeros(len(n), dtype=np.int64), n)
+            x1, y1, x2, y2 = e[sel].T
+            x = x1 + (r + 0.5 - y1) * (x2 - x1) / (y2 - y1)
+            o = np.lexsort((x, r, g[sel]))
+            xs, rs, gs = x[o], r[o], g[sel][o]
+            ca = np.clip(np.ceil(xs[0::2] - 0.5), c0, c0 + _B).astype(np.int64)
+            cb = np.clip(np.ceil(xs[1::2] - 0.5), c0, c0 + _B).astype(np.int64)
+            w = np.maximum(cb - ca, 0)
+            flat = np.repeat((rs[0::2] - r0) * _B - c0, w) + _ranges(ca, w)
+            lab[flat] = np.repeat(gs[0::2], w)
+            lab[np.bincount(flat, minlength=_B * _B) > 1] = _CHECK  # overlapping interiors
+        # boundary: samples every _STEP along each edge near the block; a sample marks its
+        # pixel and the neighbours it is within _DELTA of, so every pixel within
+        # _DELTA - _STEP / 2 px (0.5 m at 10 m cells) of an edge has that grid as a candidate
+        near = (np.maximum(e[:, 0], e[:, 2]) >= c0 - 1) & (
+            np.minimum(e[:, 0], e[:, 2]) < c0 + _B + 1
+        )
+        near &= (ymax >= r0 - 1) & (ymin < r0 + _B + 1)
+        e, g = e[near], g[near]
+        steps = np.ceil(np.hypot(e[:, 2] - e[:, 0], e[:, 3] - e[:, 1]) / _STEP).astype(np.int64)
+        steps = np.maximum(steps, 1)
+        t = _ranges(np.zeros(len(steps), dtype=np.int64), steps + 1) / np.repeat(steps, steps + 1)
+        es, gs = np.repeat(e, steps + 1, axis=0), np.repeat(g, steps + 1)
+        sx, sy = es[:, 0] + t * (es[:, 2] - es[:, 0]), es[:, 1] + t * (es[:, 3] - es[:, 1])
+        col, row = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+        fx, fy = sx - col, sy - row
+        keys = []
+        for ox, mx in ((0, True), (-1, fx < _DELTA), (1, fx > 1 - _DELTA)):
+            for oy, my in ((0, True), (-1, fy < _DELTA), (1, fy > 1 - _DELTA)):
+                c, rr = col + ox - c0, row + oy - r0
+                ok = np.asarray(mx & my) & (c >= 0) & (c < _B) & (rr >= 0) & (rr < _B)
+                keys.append((rr[ok] * _B + c[ok]) * len(self.codes) + gs[ok])
+        pairs = np.unique(np.concatenate(keys))
+        pix, grid = pairs // len(self.codes), pairs % len(self.codes)
+        band = np.unique(pix)
+        if not len(band):
+            return lab
+        fill = lab[band]
+        inside = fill >= 0  # a grid covering the whole pixel is a candidate too
+        pix, grid = np.r_[pix, band[inside]], np.r_[grid, fill[inside]]
+        o = np.lexsort((self.rank[grid], pix))
+        pix, grid = pix[o], grid[o]
+        dup = np.r_[False, (pix[1:] == pix[:-1]) & (grid[1:] == grid[:-1])]
+        pix, grid = pix[~dup], grid[~dup]
+        start = np.r_[True, pix[1:] != pix[:-1]]
+        group = np.cumsum(start) - 1
+        pos = np.arange(len(pix)) - np.flatnonzero(start)[group]
+        sets = np.full((len(band), _K + 1), -1, dtype=np.int64)
+        sets[group[pos <= _K], pos[pos <= _K]] = grid[pos <= _K]
+        uniq, inv = np.unique(sets, axis=0, return_inverse=True)
+        ids = np.array([self._set_id(tuple(u)) for u in uniq.tolist()], dtype=np.int64)
+        lab[band] = np.where(fill == _CHECK, _CHECK, ids[inv.ravel()])
+        return lab
+
+    def _set_id(self, key: tuple[int, ...]) -> int:
+        """Label of a candidate set (grids by rank); more than _K candidates → STRtree check."""
+        if key[_K] >= 0:
+            return _CHECK
+        return -3 - self._set_ids.setdefault(key[:_K], len(self._set_ids))
+
+    def _store(
+        self, lab: np.ndarray, bx: int, by: int, stack: list[np.ndarray], pals: list[np.ndarray]
+    ) -> None:
+        """Compress a block into tiles: uniform tiles in the table, mixed ones as palettes."""
+        base = int(lab.min())  # block palette (labels span a small range), then per tile
+        present = np.flatnonzero(np.bincount(lab - base))
+        remap = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        vals, inv = present + base, remap[lab - base]
+        tiles = inv.reshape(_BT, _T, _BT, _T).transpose(0, 2, 1, 3).reshape(_BT * _BT, _T * _T)
+        lo, hi = tiles.min(axis=1), tiles.max(axis=1)
+        slot = np.zeros(len(vals), dtype=np.int64)
+        for i in range(_BT * _BT):
+            ty, tx = by * _BT + i // _BT, bx * _BT + i % _BT
+            if lo[i] == hi[i] and vals[lo[i]] >= _OUT:
+                self._tiles[ty, tx] = -vals[lo[i]] - 2  # uniform: -1 outside, -2 - g grid g
+                continue
+            used = np.flatnonzero(np.bincount(tiles[i], minlength=len(vals)))
+            pal = np.full(_PAL, _CHECK, dtype=np.int32)
+            keep = len(used) if len(used) <= _PAL else _PAL - 1  # overflow → STRtree check
+            pal[:keep] = vals[used[:keep]]
+            slot[used] = np.minimum(np.arange(len(used)), _PAL - 1)
+            self._tiles[ty, tx] = len(stack)
+            stack.append(slot[tiles[i]].astype(np.uint8).reshape(_T, _T))
+            pals.append(pal)
+
+    # ------------------------------------------------------------------ lookup
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the raster (tile table, mixed tiles, palettes, candidate sets)."""
+        parts = (self._tiles, self._stack, self._palette, self._sets)
+        return int(sum(a.nbytes for a in parts))
+
+    def _raster(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Raster label per finite point: grid index, -1 outside, -2 / ≤ -3 exact check."""
+        h, w = self._tiles.shape
+        u = lon - self._lon0
+        u *= 1.0 / self._dlon
+        v = lat - self._lat0
+        v *= 1.0 / self._dlat
+        np.clip(u, 0, w * _T - 1, out=u)  # the 2 outer pixels are outside every grid
+        np.clip(v, 0, h * _T - 1, out=v)
+        col, row = u.astype(np.int32), v.astype(np.int32)
+        t = self._tiles.ravel()[(row >> _TS) * w + (col >> _TS)]
+        d = np.flatnonzero(t >= 0)
+        res = -t - 2
+        td = t[d].astype(np.int64)
+        pix = (td << (2 * _TS)) + ((row[d] & (_T - 1)) << _TS) + (col[d] & (_T - 1))
+        res[d] = self._palette.ravel()[td * _PAL + self._stack.ravel()[pix]]
+        return res.astype(np.int64)
+
+    def fallback_share(self, lon: Any, lat: Any) -> float:
+        """Share of (finite) points the raster sends to an exact shapely check."""
+        lon, lat = np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64")
+        fin = np.isfinite(lon) & np.isfinite(lat)
+        return float(np.mean(self._raster(lon[fin], lat[fin]) <= _CHECK)) if fin.any() else 0.0
+
+    def exact(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Exact covers + lowest-code rule with shapely only (STRtree, no raster)."""
+        out = np.full(len(lon), -1, dtype=np.int64)
+        if not len(lon) or not len(self.codes):
+            return out
+        pi, gi = self._tree.query(shapely.points(lon, lat), predicate="intersects")
+        o = np.lexsort((self.rank[gi], pi))
+        pi, gi = pi[o], gi[o]
+        first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)
+        out[pi[first]] = gi[first]
+        return out
+
+    def _resolve(self, lab: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Answer boundary pixels exactly: candidates in code order, the first covering wins."""
+        sets = self._sets[-3 - lab]
+        out = np.full(len(lab), -1, dtype=np.int64)
+        todo = np.arange(len(lab))
+        for j in range(_K):
+            todo = todo[sets[todo, j] >= 0]
+            g = sets[todo, j]
+            hit = shapely.intersects_xy(self.geoms[g], lon[todo], lat[todo])
+            out[todo[hit]] = g[hit]
+            todo = todo[~hit]
+        return out
+
+    def _locate_finite(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        res = self._raster(lon, lat)
+        chk = np.flatnonzero(res == _CHECK)
+        if len(chk):
+            res[chk] = self.exact(lon[chk], lat[chk])
+        sub = np.flatnonzero(res <= -3)
+        if len(sub):
+            res[sub] = self._resolve(res[sub], lon[sub], lat[sub])
+        return res
+
+    def locate_status(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Grid index per point (-1 if none) and a status per point, never raising.
+
+        Status: 0 ok, 1 outside every grid, 2 NaN/inf, 3 probable lat/lon swap (the swapped
+        point falls in a grid), 4 out of range (|lon| > 180 or |lat| > 90).
+        """
+        lon = np.atleast_1d(np.asarray(lon, dtype="float64"))
+        lat = np.atleast_1d(np.asarray(lat, dtype="float64"))
+        if lon.shape != lat.shape or lon.ndim != 1:
+            raise InvalidInput("lon and lat must be 1-d arrays of equal length", code="shape")
+        fin = np.isfinite(lon) & np.isfinite(lat)
+        if fin.all():
+            idx = self._locate_finite(lon, lat)
+        else:
+            idx = np.full(len(lon), -1, dtype=np.int64)
+            idx[fin] = self._locate_finite(lon[fin], lat[fin])
+        status = np.where(idx >= 0, STATUS_OK, STATUS_OUTSIDE).astype(np.int8)
+        status[~fin] = STATUS_INVALID
+        miss = np.flatnonzero(fin & (idx < 0))
+        rng = (np.abs(lon[miss]) > 180) | (np.abs(lat[miss]) > 90)
+        status[miss[rng]] = STATUS_OUT_OF_RANGE
+        swapped = self._locate_finite(lat[miss], lon[miss]) >= 0
+        status[miss[swapped]] = STATUS_SWAPPED
+        return idx, status
+
+    def locate(self, lon: Any, lat: Any) -> np.ndarray:
+        """Grid index per WGS84 point; -1 outside every grid or invalid (see
+        :meth:`locate_status` for why)."""
+        return self.locate_status(lon, lat)[0]
+
+    def locate_codes(self, lon: Any, lat: Any) -> np.ndarray:
+        """Grid code per point (object array, ``None`` where no grid)."""
+        idx = self.locate(lon, lat)
+        out = np.full(len(idx), None, dtype=object)
+        out[idx >= 0] = self.codes[idx[idx >= 0]]
+        return out
+
+    # ------------------------------------------------------------------ single points
+
+    @cached_property
+    def _metric(self) -> tuple[np.ndarray, shapely.STRtree]:
+        from gridmap.crs import transform_geometry
+
+        geoms = transform_geometry(self.geoms, "wgs84", self.metric_crs)
+        return geoms, shapely.STRtree(geoms)
+
+    def near_boundary(
+        self, lon: float, lat: float, radius_m: float = 20.0
+    ) -> list[tuple[str, float]]:
+        """Grids other than the point's own within ``radius_m`` metres, nearest first, so a
+        dispatcher can confirm a point close to a grid edge."""
+        if not len(self.codes):
+            return []
+        own = self._one(float(lon), float(lat))
+        x, y = from_wgs84(lon, lat, self.metric_crs)
+        pt = shapely.Point(float(x), float(y))
+        geoms, tree = self._metric
+        hits = tree.query(pt, predicate="dwithin", distance=radius_m)
+        dist = shapely.distance(geoms[hits], pt)
+        found = sorted(
+            (round(float(d), 2), str(self.codes[i]))
+            for i, d in zip(hits, dist, strict=True)
+            if i != own
+        )
+        return [(c, d) for d, c in found]
+
+    def locate_one(
+        self,
+        lon: float,
+        lat: float,
+        crs: str | int | None = "wgs84",
+        *,
+        strict: bool = True,
+        radius_m: float = 20.0,
+    ) -> LocateResult:
+        """Locate one point given in any supported system (converted to WGS84 first).
+
+        Raises :class:`InvalidInput` with code ``non-finite-coordinate``,
+        ``coordinate-out-of-range``, ``probable-lat-lon-swap`` (with the swapped point as a hint)
+        or, when ``strict``, ``outside-service-area``.
+        """
+        name = normalize_crs(crs)
+        x, y = float(lon), float(lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            msg = f"coordinates must be finite, got ({lon}, {lat})"
+            raise InvalidInput(msg, code="non-finite-coordinate")
+        wlon, wlat = self._wgs84(x, y, name)
+        idx = self._one(wlon, wlat)
+        if idx >= 0:
+            near = tuple(self.near_boundary(wlon, wlat, radius_m))
+            return LocateResult(idx, str(self.codes[idx]), wlon, wlat, near)
+        swapped = self._one(*self._wgs84(y, x, name))
+        if swapped >= 0:
+            grid = str(self.codes[swapped])
+            hint = {"hint": "send x/lon first, then y/lat", "lon": y, "lat": x, "grid": grid}
+            msg = f"({x}, {y}) is outside the service area but ({y}, {x}) is in grid {grid}"
+            raise InvalidInput(
+                msg + ": lat/lon probably swapped", code="probable-lat-lon-swap", details=[hint]
+            )
+        if math.isnan(wlon):
+            msg = f"({x}, {y}) in {name} is out of range (|lon| ≤ 180, |lat| ≤ 90 in WGS84)"
+            raise InvalidInput(msg, code="coordinate-out-of-range")
+        if strict:
+            hint = {
+                "hint": "check the coordinate system (wgs84, gcj02, bd09)",
+                "lon": wlon,
+                "lat": wlat,
+            }
+            msg = f"({x}, {y}) in {name} is outside every grid of the service area"
+            raise InvalidInput(msg, code="outside-service-area", details=[hint])
+        return LocateResult(-1, None, wlon, wlat)
+
+    @staticmethod
+    def _wgs84(x: float, y: float, name: str) -> tuple[float, float]:
+        """WGS84 of an input point, or NaNs when it (or its input) is out of range."""
+        if not name.startswith("EPSG:") and (abs(x) > 180 or abs(y) > 90):
+            return math.nan, math.nan
+        lon, lat = (float(v) for v in to_wgs84(x, y, name))
+        ok = math.isfinite(lon) and math.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90
+        return (lon, lat) if ok else (math.nan, math.nan)
+
+    def _one(self, lon: float, lat: float) -> int:
+        if math.isnan(lon):
+            return -1
+        return int(self._locate_finite(np.array([lon]), np.array([lat]))[0])
