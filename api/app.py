@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.limits import BodyLimit
-from api.routers import areas, auth, grids, health, incidents, open311
+from api.routers import areas, auth, grids, health, incidents, open311, staffing
 from gridmap import __version__
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import database_url, make_engine
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/static/favicon.png",
         )
 
-    for module in (health, auth, areas, grids, incidents, open311):
+    for module in (health, auth, areas, grids, incidents, open311, staffing):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -285,6 +285,105 @@ def grid_publish(
     typer.echo(f"published grid version {vid}")
 
 
+# -- staffing ------------------------------------------------------------------------------------
+@import_app.command("roster")
+def import_roster(
+    file: Annotated[Path, typer.Argument(help="staff roster: .xlsx or .csv (UTF-8 or GBK)")],
+    care: Annotated[Path | None, typer.Option(help="care-subject roster (.xlsx/.csv)")] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding, e.g. gbk")] = None,
+    coord_sys: Annotated[str | None, typer.Option(help="wgs84 | gcj02 | bd09")] = None,
+    commit: Annotated[bool, typer.Option(help="write (default: dry run)")] = False,
+    user: Annotated[str, typer.Option(help="who is importing (audit)")] = "cli",
+) -> None:
+    """Check a roster row by row; with --commit import it all or nothing."""
+    import pandas as pd
+
+    from gridmap.rosters import read_roster
+    from gridmap.store.db import session_scope
+    from gridmap.store.staff import load_roster
+
+    settings = get_settings()
+    try:
+        staff = read_roster(file, kind="staff", encoding=encoding, coord_sys=coord_sys)
+        subjects = (
+            read_roster(care, kind="care_subjects", encoding=encoding, coord_sys=coord_sys)
+            if care
+            else None
+        )
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo(staff.summary())
+    if subjects is not None:
+        typer.echo(subjects.summary())
+    if not staff.ok or (subjects is not None and not subjects.ok):
+        typer.secho("problems found: nothing written", fg="red")
+        raise typer.Exit(1)
+    if not commit:
+        typer.echo("dry run: nothing written (use --commit)")
+        return
+    with session_scope(_engine(settings)) as s:
+        n, m = load_roster(
+            s,
+            pd.DataFrame(staff.rows),
+            pd.DataFrame(subjects.rows) if subjects else None,
+            key=settings.id_key(),
+            user=user,
+        )
+    typer.echo(f"imported {n} staff and {m} care subjects")
+
+
+@app.command("assign")
+def assign_cmd(
+    keep_margin_m: Annotated[
+        float, typer.Option(help="move a person only if it saves more metres than this")
+    ] = 500.0,
+    user: Annotated[str, typer.Option(help="who is assigning (audit)")] = "cli",
+) -> None:
+    """Post staff to grids and volunteers to care subjects, optimally (min-cost flow)."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.staff import run_assignment
+
+    try:
+        with session_scope(_engine(get_settings())) as s:
+            summary = run_assignment(s, user=user, keep_margin_m=keep_margin_m)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(summary, ensure_ascii=False, indent=1))
+
+
+@app.command("report")
+def report_cmd(
+    level: Annotated[str, typer.Option(help="grid | community | street | district")] = "district",
+    area: Annotated[str | None, typer.Option(help="limit to an area code")] = None,
+    out: Annotated[Path | None, typer.Option(help="write .csv, .xlsx or .json")] = None,
+) -> None:
+    """Staffing shortage and compliance report (quotas, 1:5 care ratio)."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.staff import shortage
+
+    try:
+        with session_scope(_engine(get_settings())) as s:
+            frame = shortage(s, level=level, scope=area)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    if out is None:
+        typer.echo(frame.to_string(index=False))
+    elif out.suffix == ".csv":
+        frame.to_csv(out, index=False, encoding="utf-8-sig")
+    elif out.suffix == ".xlsx":
+        frame.to_excel(out, index=False)
+    elif out.suffix == ".json":
+        out.write_text(frame.to_json(orient="records", force_ascii=False), encoding="utf-8")
+    else:
+        typer.secho("error: --out must end in .csv, .xlsx or .json", fg="red", err=True)
+        raise typer.Exit(2)
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
 # -- users ---------------------------------------------------------------------------------------
 @user_app.command("add")
 def user_add(
@@ -381,6 +480,7 @@ def demo(
         typer.echo(f"database: {_redact(url)}")
         _load_scenario(settings)
         _demo_grids(settings)
+        _demo_staff(settings)
         logins = _demo_logins(settings)
         with session_scope(_engine(settings)) as s:
             for name, role, area in DEMO_USERS:
@@ -421,6 +521,31 @@ def _demo_grids(settings: Settings) -> None:
     typer.echo(
         f"published {result.grids} grids in {result.communities} communities "
         f"(CV median {result.quality['cv_median']}, PP mean {result.quality['pp_mean']})"
+    )
+
+
+def _demo_staff(settings: Settings) -> None:
+    """A synthetic roster in Yichang's proportions, posted optimally (once)."""
+    from sqlalchemy import func, select
+
+    from gridmap.roster_synth import synthetic_roster
+    from gridmap.store.db import session_scope
+    from gridmap.store.models import Person
+    from gridmap.store.staff import current_grids, load_roster, run_assignment
+
+    with session_scope(_engine(settings)) as s:
+        if s.scalar(select(func.count()).select_from(Person)):
+            return
+        grids = current_grids(s).rename(columns={"lon": "x", "lat": "y"})
+        roster = synthetic_roster(grids, seed=0)
+        n, m = load_roster(
+            s, roster.staff, roster.care_subjects, key=settings.id_key(), user="demo"
+        )
+        summary = run_assignment(s, user="demo")
+    typer.echo(
+        f"synthetic roster: {n} staff, {m} care subjects; {summary['postings']} postings, "
+        f"quota coverage {summary['coverage']:.1%}, {summary['care_uncovered']} care "
+        "subjects without a carer"
     )
 
 

@@ -24,6 +24,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "incidents.transition": frozenset({"admin", "dispatcher", "grid_manager"}),
     "open311.create": frozenset({"admin", "dispatcher", "grid_manager"}),
     "open311.read": frozenset({"admin", "dispatcher", "grid_manager"}),
+    "assignments.run": frozenset({"admin", "planner"}),
+    "reports.shortage": frozenset({"admin", "planner", "leader"}),
 }
 
 # operations that need no token at all

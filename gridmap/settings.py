@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     token_ttl_minutes: int = 12 * 60
     token_audience: str = "gridmap"
+    id_number_key: str | None = Field(default=None, description="hex, 32 bytes")
 
     @property
     def secret_path(self) -> Path:
@@ -47,13 +48,24 @@ class Settings(BaseSettings):
         """The JWT signing key; created once (0600) so tokens survive restarts."""
         if self.secret_key:
             return self.secret_key
-        path = self.secret_path
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(os.urandom(32).hex())
-        return path.read_text().strip()
+        return _key_file(self.secret_path)
+
+    def id_key(self) -> bytes:
+        """Key protecting identity numbers (HMAC + AES-GCM); apart from the token key so
+        rotating one does not break the other."""
+        if self.id_number_key:
+            return bytes.fromhex(self.id_number_key)
+        return bytes.fromhex(_key_file(self.data_dir / "id.key"))
+
+
+def _key_file(path: Path) -> str:
+    """A random hex key kept in ``path`` (created once, mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(os.urandom(32).hex())
+    return path.read_text().strip()
 
 
 def get_settings() -> Settings:
