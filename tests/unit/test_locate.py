@@ -50,7 +50,7 @@ def voronoi_grids(seed: int, n: int, size: float = 0.02) -> tuple[list[str], lis
         ]
     )
     xy = np.column_stack([LON0 + rng.uniform(0, w, n), LAT0 + rng.uniform(0, w, n)])
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy)))
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=clip))
     geoms = [g for g in shapely.intersection(cells, clip) if not g.is_empty and g.area > 0]
     codes = [f"42050200100{k:03d}" for k in rng.permutation(len(geoms))]
     return codes, geoms

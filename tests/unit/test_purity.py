@@ -22,9 +22,17 @@ PURE = [
     "gridmap.idnumbers",
     "gridmap.roster_synth",
     "gridmap.dispatch",
+    "gridmap.roads",
+    "gridmap.lifecycle",
     "gridmap.locate",
+    "gridmap.locate_raster",
     "gridmap.gridding",
     "gridmap.scenario",
+    "gridmap.scenario_base",
+    "gridmap.scenario_roads",
+    "gridmap.scenario_households",
+    "gridmap.scenario_power",
+    "gridmap.scenario_partition",
 ]
 FORBIDDEN = ["fastapi", "starlette", "sqlalchemy", "geoalchemy2", "folium"]
 
