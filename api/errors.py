@@ -78,7 +78,10 @@ def install(app: FastAPI) -> None:
             401: "unauthenticated",
             403: "forbidden",
         }.get(exc.status_code, "http-error")
-        return problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
+        resp = problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
+        for k, v in (exc.headers or {}).items():  # e.g. Allow on 405
+            resp.headers[k] = v
+        return resp
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import permission
+from api.routers import GEOJSON_OK, permission
 from gridmap.errors import NotFound
 from gridmap.store.areas import area_feature_collection, count_areas, get_area, list_areas
 
@@ -17,7 +17,7 @@ GEOJSON = "application/geo+json"
 Code = Annotated[str, Path(pattern=r"^[0-9]{6,12}$", description="area code, 6–12 digits")]
 
 
-@router.get("", **permission("areas.read"))
+@router.get("", **permission("areas.read", ok=GEOJSON_OK))
 def areas(
     session: SessionDep,
     user: CurrentUser,
@@ -39,7 +39,7 @@ def areas(
     return JSONResponse(body, media_type=GEOJSON)
 
 
-@router.get("/{code}", **permission("areas.read"))
+@router.get("/{code}", **permission("areas.read", ok=GEOJSON_OK))
 def area(code: Code, session: SessionDep, user: CurrentUser) -> JSONResponse:
     """One area as a GeoJSON Feature; 404 when unknown or outside the caller's scope."""
     feat = get_area(session, code, scope=user.area)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import permission
+from api.routers import GEOJSON_OK, permission
 from gridmap.store.grids import grids_geojson, publish_version, run_gridding, select_communities
 
 router = APIRouter(prefix="/api/v1", tags=["grids"])
@@ -67,7 +67,7 @@ def publish(version_id: int, session: SessionDep, user: CurrentUser) -> dict[str
     return {"version": vid, "status": "published"}
 
 
-@router.get("/grids", **permission("grids.read"))
+@router.get("/grids", **permission("grids.read", ok=GEOJSON_OK))
 def grids(
     session: SessionDep,
     user: CurrentUser,

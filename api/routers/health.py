@@ -12,7 +12,16 @@ from gridmap.store.db import ping
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", **public("health"))
+@router.get(
+    "/health",
+    **public(
+        "health",
+        ok={
+            "description": "database reachable",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    ),
+)
 def health(request: Request) -> JSONResponse:
     """``{"status": "ok"}`` with the PostGIS version, or 503 when the database is down."""
     try:

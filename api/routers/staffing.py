@@ -41,7 +41,22 @@ def assignments(
     return summary
 
 
-@router.get("/reports/shortage", **permission("reports.shortage"))
+@router.get(
+    "/reports/shortage",
+    **permission(
+        "reports.shortage",
+        ok={
+            "description": "the report",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        },
+    ),
+)
 def shortage_report(
     session: SessionDep,
     user: CurrentUser,
