@@ -13,6 +13,7 @@ from api import errors
 from api.limits import BodyLimit
 from api.routers import areas, auth, grids, health, incidents, open311, staffing
 from gridmap import __version__
+from gridmap.security import LoginThrottle
 from gridmap.settings import Settings, get_settings
 from gridmap.store.db import database_url, make_engine
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = make_engine(database_url(settings), settings.statement_timeout_ms)
+    app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

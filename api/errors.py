@@ -21,6 +21,7 @@ STATUS: list[tuple[type[e.GridmapError], int]] = [
     (e.NotFound, 404),
     (e.ConflictError, 409),
     (e.PayloadTooLarge, 413),
+    (e.TooManyRequests, 429),
     (e.InvalidInput, 422),
     (e.ServiceUnavailable, 503),
     (e.GridmapError, 400),
@@ -46,6 +47,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.GridmapError)
     async def _domain(request: Request, exc: e.GridmapError) -> JSONResponse:
         status = status_for(exc)
+        if isinstance(exc, e.TooManyRequests):
+            resp = problem(
+                status, exc.code, "too many requests", exc.message, instance=request.url.path
+            )
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
         return problem(
             status,
             exc.code,

@@ -17,6 +17,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermissionDenied",
     "ServiceUnavailable",
+    "TooManyRequests",
     "ValidationFailed",
 ]
 
@@ -66,6 +67,16 @@ class PermissionDenied(GridmapError):
 
 class PayloadTooLarge(GridmapError):
     code = "payload-too-large"
+
+
+class TooManyRequests(GridmapError):
+    """Throttled; ``retry_after`` seconds until the next attempt may succeed."""
+
+    code = "too-many-requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(GridmapError):

@@ -89,3 +89,41 @@ def read_token(token: str, key: str, audience: str) -> TokenClaims:
         area=data.get("area"),
         version=int(data.get("ver", 0)),
     )
+
+
+class LoginThrottle:
+    """Failed-login counter per key (user name and client address) over a sliding window.
+
+    After ``max_failures`` failures within ``window_s`` seconds the key is refused until the
+    oldest failure leaves the window; a success clears the key. In memory, per process: enough
+    to stop online guessing against one server (put a shared store behind it when scaling out).
+    """
+
+    def __init__(
+        self, max_failures: int = 5, window_s: float = 300.0, clock: Any = time.monotonic
+    ) -> None:
+        self.max_failures, self.window_s, self.clock = max_failures, window_s, clock
+        self._failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str) -> list[float]:
+        now = self.clock()
+        kept = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
+        return kept
+
+    def retry_after(self, key: str) -> int:
+        """Seconds to wait before ``key`` may try again (0 = may try now)."""
+        recent = self._recent(key)
+        if len(recent) < self.max_failures:
+            return 0
+        return max(1, int(recent[0] + self.window_s - self.clock()) + 1)
+
+    def failed(self, key: str) -> None:
+        self._recent(key)
+        self._failures.setdefault(key, []).append(self.clock())
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)

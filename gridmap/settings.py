@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     token_ttl_minutes: int = 12 * 60
     token_audience: str = "gridmap"
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
     id_number_key: str | None = Field(default=None, description="hex, 32 bytes")
 
     @property

@@ -51,7 +51,7 @@ def load_roster(
                 "UPDATE incident SET mediator_id = NULL; DELETE FROM person"
             )
         )
-    communities = dict(
+    communities: dict[str, int] = dict(
         session.execute(text("SELECT code, id FROM area WHERE kind = 'community'")).all()
     )
     rows = []
@@ -175,7 +175,7 @@ def run_assignment(
     result = assign_staff(staff, grids, quotas, keep_margin_m=keep_margin_m)
     _write_postings(session, result.postings, roles=sorted(set(staff["role"])))
     vols = people[people["role"] == "care_volunteer"]
-    home_grid = dict(
+    home_grid: dict[int, str] = dict(
         session.execute(
             text(
                 "SELECT p.id, (SELECT g.code FROM grid g WHERE g.valid_from IS NOT NULL AND "

@@ -202,3 +202,17 @@ def test_every_operation_is_in_the_permission_matrix(server: str) -> None:
             if name is None or (name not in MATRIX and name not in PUBLIC_OPERATIONS):
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"operations without a permission entry: {missing}"
+
+
+def test_login_throttling(api: dict[str, str], server: str) -> None:
+    for _ in range(5):
+        r = httpx.post(
+            f"{server}/api/v1/auth/token", data={"username": "leader", "password": "guess-guess"}
+        )
+        assert r.status_code == 401
+    r = httpx.post(f"{server}/api/v1/auth/token", data={"username": "leader", "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    other = httpx.post(
+        f"{server}/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
+    )
+    assert other.status_code == 200  # the throttle is per account and client
