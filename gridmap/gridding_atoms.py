@@ -1,0 +1,354 @@
+"""Atoms for gridding: a community part cut into blocks by roads, kept as an exact coverage.
+
+Grids are unions of atoms, so the grids partition the part by construction. Atoms start as the
+faces of the part's boundary noded with the roads (every edge between two blocks lies on a road);
+a bisection may split one atom by a straight line, and the neighbours get the new vertices so the
+coverage stays exactly noded (``shapely.coverage_union_all`` needs that, and it is fast).
+Shared-edge lengths between atoms come from hashing identical segments, so no overlay is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
+from shapely.ops import split as split_polygon
+
+__all__ = [
+    "ANGLE_STEP",
+    "DIRS",
+    "Atoms",
+    "SplitPlan",
+    "UnitSet",
+    "polygon_props",
+    "shared_lengths",
+    "union_atoms",
+]
+
+ANGLE_STEP = 15.0  # degrees between candidate cut directions
+DIRS = np.column_stack(
+    [
+        np.cos(np.deg2rad(np.arange(0.0, 360.0, ANGLE_STEP))),
+        np.sin(np.deg2rad(np.arange(0.0, 360.0, ANGLE_STEP))),
+    ]
+)
+
+SNAP_TOL = 1e-6  # m: vertices this close are one vertex when atoms are cut
+
+
+@dataclass
+class UnitSet:
+    """Household units of one community: points, counts, extents along the candidate angles."""
+
+    xy: np.ndarray  # (u, 2) point of each unit
+    hh: np.ndarray  # households
+    res: np.ndarray  # residents
+    lo: np.ndarray  # (u, k) min projection of the unit (point or footprint) on each direction
+    hi: np.ndarray  # (u, k) max projection
+    footprints: np.ndarray | None = None  # object array of Polygon | None
+    dirs: np.ndarray = field(default_factory=lambda: DIRS)  # (k, 2) unit normals of the cuts
+
+
+@dataclass
+class SplitPlan:
+    """One atom cut in pieces, with the adjacency the pieces would have (not yet applied)."""
+
+    x: int
+    pieces: list
+    low: np.ndarray  # piece on the low side of the cut
+    units: list  # unit indices per piece
+    nbrs: np.ndarray  # atoms that touched x
+    snapped: list  # their geometries with the cut's end points inserted
+    i: np.ndarray  # adjacency among pieces + nbrs (local indices, pieces first)
+    j: np.ndarray
+    length: np.ndarray
+
+    def connected(self, L: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
+        """Whether ``low`` + low pieces and ``high`` + high pieces are each connected."""
+        k = len(self.pieces)
+        for side, mask in ((low, self.low), (high, ~self.low)):
+            ids = np.concatenate([side, -1 - np.flatnonzero(mask)])
+            pos = {int(a): t for t, a in enumerate(ids)}
+            m = len(ids)
+            adj = np.zeros((m, m), dtype=bool)
+            if len(side):
+                adj[: len(side), : len(side)] = L[np.ix_(side, side)] > 0
+            glob = np.concatenate([-1 - np.arange(k), self.nbrs])
+            for a, b in zip(glob[self.i], glob[self.j], strict=True):
+                if int(a) in pos and int(b) in pos:
+                    adj[pos[int(a)], pos[int(b)]] = adj[pos[int(b)], pos[int(a)]] = True
+            if m > 1 and not _all_reached(adj):
+                return False
+        return True
+
+
+def _all_reached(adj: np.ndarray) -> bool:
+    """Whether a small dense boolean adjacency matrix is one connected graph."""
+    reach = np.zeros(len(adj), dtype=bool)
+    reach[0] = True
+    frontier = reach.copy()
+    while frontier.any():
+        new = adj[frontier].any(axis=0) & ~reach
+        reach |= new
+        frontier = new
+    return bool(reach.all())
+
+
+@dataclass
+class Atoms:
+    """Polygons of an exact coverage with their areas, moments, units and shared-edge lengths."""
+
+    geoms: list
+    area: np.ndarray
+    perim: np.ndarray
+    cen: np.ndarray  # (m, 2) centroid, relative to ``origin``
+    mom: np.ndarray  # (m, 3) central second moments Jxx, Jyy, Jxy
+    hh: np.ndarray
+    units: list
+    L: np.ndarray  # shared edge length between atoms
+    Lnr: np.ndarray  # the part of it that is not on a road (earlier straight cuts)
+    origin: np.ndarray
+    alive: list = field(default_factory=list)
+
+    def add(self, geoms: list, units: list, hh: np.ndarray) -> np.ndarray:
+        """Append atoms; return their ids. Adjacency rows start at zero."""
+        area, perim, cen, mom = polygon_props(geoms, self.origin)
+        start, k = len(self.geoms), len(geoms)
+        self.geoms.extend(geoms)
+        self.units.extend(units)
+        self.alive.extend([True] * k)
+        self.area = np.concatenate([self.area, area])
+        self.perim = np.concatenate([self.perim, perim])
+        self.cen = np.concatenate([self.cen, cen])
+        self.mom = np.concatenate([self.mom, mom])
+        self.hh = np.concatenate([self.hh, hh])
+        self.L = np.pad(self.L, ((0, k), (0, k)))
+        self.Lnr = np.pad(self.Lnr, ((0, k), (0, k)))
+        return np.arange(start, start + k)
+
+    def plan_split(
+        self,
+        x: int,
+        line: shapely.LineString,
+        side_of: np.ndarray,
+        c: float,
+        d: np.ndarray,
+        uset: UnitSet,
+    ) -> SplitPlan:
+        """Pieces of atom ``x`` cut by ``line`` (perpendicular to ``d`` at ``c``), not applied.
+
+        ``side_of`` tells for each unit of ``x`` whether it goes low (True). Units never lie on
+        the line: the caller chose ``c`` in a gap between unit extents.
+        """
+        xg = self.geoms[x]
+        xv = shapely.get_coordinates(xg)
+        # a cut within a micrometre of a vertex goes through it: no needle pieces, no near-twins
+        nbrs = np.flatnonzero(self.L[x] > 0)
+        ref = np.concatenate([xv] + [shapely.get_coordinates(self.geoms[y]) for y in nbrs])
+        pieces = _snap_vertices(shapely.get_parts(split_polygon(xg, line)), ref)
+        reps = shapely.point_on_surface(np.asarray(pieces, dtype=object))
+        low = shapely.get_coordinates(reps) @ d < c
+        ux = self.units[x]
+        piece_units = []
+        for i, p in enumerate(pieces):
+            mine = ux[side_of == low[i]]
+            if int(np.sum(low == low[i])) > 1 and len(mine):
+                inside = shapely.contains_xy(p, uset.xy[mine, 0], uset.xy[mine, 1])
+                mine = mine[inside]
+            piece_units.append(mine)
+        self._orphans(pieces, low, piece_units, ux, side_of, uset)
+        known = {tuple(v) for v in ref}
+        cut_pts = np.array(
+            sorted(
+                {
+                    tuple(pt)
+                    for p in pieces
+                    for pt in shapely.get_coordinates(p)
+                    if tuple(pt) not in known
+                }
+            )
+        ).reshape(-1, 2)
+        # neighbours get the new vertices that fall on the edges they share with x
+        snapped = [self.geoms[y] for y in nbrs]
+        if len(cut_pts) and len(nbrs):
+            b = shapely.bounds(np.asarray(snapped, dtype=object))
+            t = SNAP_TOL
+            hit = (
+                (cut_pts[None, :, 0] >= b[:, 0:1] - t)
+                & (cut_pts[None, :, 0] <= b[:, 2:3] + t)
+                & (cut_pts[None, :, 1] >= b[:, 1:2] - t)
+                & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
+            ).any(axis=1)
+            for q in np.flatnonzero(hit):
+                snapped[q] = _insert_vertices(snapped[q], cut_pts)
+        si, sj, ln = shared_lengths(pieces + snapped)
+        k = len(pieces)
+        keep = (si < k) | (sj < k)
+        return SplitPlan(x, pieces, low, piece_units, nbrs, snapped, si[keep], sj[keep], ln[keep])
+
+    def commit(self, plan: SplitPlan, uset: UnitSet) -> tuple[np.ndarray, np.ndarray]:
+        """Apply a :meth:`plan_split`; return the ids of the low and the high pieces."""
+        x, k = plan.x, len(plan.pieces)
+        for y, g in zip(plan.nbrs, plan.snapped, strict=True):
+            self.geoms[y] = g
+        hh = np.array([uset.hh[u].sum() for u in plan.units], dtype=float)
+        ids = self.add(plan.pieces, plan.units, hh)
+        allids = np.concatenate([ids, plan.nbrs])
+        gi, gj, ln = allids[plan.i], allids[plan.j], plan.length
+        np.add.at(self.L, (gi, gj), ln)
+        np.add.at(self.L, (gj, gi), ln)
+        # cut edges between pieces are not on a road; edges to neighbours keep x's share
+        ratio = np.where(self.L[x] > 0, self.Lnr[x] / np.maximum(self.L[x], 1e-12), 0.0)
+        both = (plan.i < k) & (plan.j < k)
+        nr = np.where(both, 1.0, np.where(plan.i < k, ratio[gj], ratio[gi])) * ln
+        np.add.at(self.Lnr, (gi, gj), nr)
+        np.add.at(self.Lnr, (gj, gi), nr)
+        self.L[x, :] = self.L[:, x] = 0.0
+        self.Lnr[x, :] = self.Lnr[:, x] = 0.0
+        self.alive[x] = False
+        return ids[plan.low], ids[~plan.low]
+
+    @staticmethod
+    def _orphans(
+        pieces: list,
+        low: np.ndarray,
+        piece_units: list,
+        ux: np.ndarray,
+        side_of: np.ndarray,
+        uset: UnitSet,
+    ) -> None:
+        """Units of a side found in none of its pieces (numeric edge cases) go to the nearest."""
+        placed = np.concatenate(piece_units) if piece_units else np.empty(0, int)
+        lost = np.setdiff1d(ux, placed)
+        for u in lost:
+            side = side_of[np.flatnonzero(ux == u)[0]]
+            cands = [i for i in range(len(pieces)) if low[i] == side] or list(range(len(pieces)))
+            pt = shapely.Point(uset.xy[u])
+            best = min(cands, key=lambda i: (pieces[i].distance(pt), i))
+            piece_units[best] = np.sort(np.append(piece_units[best], u))
+
+
+def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
+    """``poly`` with each point of ``pts`` lying on one of its edges inserted as a vertex."""
+    if not len(pts):
+        return poly
+    minx, miny, maxx, maxy = poly.bounds
+    inside = (
+        (pts[:, 0] >= minx - SNAP_TOL)
+        & (pts[:, 0] <= maxx + SNAP_TOL)
+        & (pts[:, 1] >= miny - SNAP_TOL)
+        & (pts[:, 1] <= maxy + SNAP_TOL)
+    )
+    if not inside.any():
+        return poly
+    pts = pts[inside]
+    rings = []
+    changed = False
+    for ring in [poly.exterior, *poly.interiors]:
+        c = np.asarray(ring.coords)
+        a, b = c[:-1], c[1:]
+        ab = b - a
+        ap = pts[:, None, :] - a[None, :, :]
+        den = np.maximum((ab * ab).sum(1), 1e-300)
+        t = (ap * ab[None]).sum(2) / den[None]
+        foot = a[None] + t[..., None] * ab[None]
+        dist = np.abs(pts[:, None, :] - foot).max(axis=2)
+        on = (dist <= SNAP_TOL) & (t > 0) & (t < 1)
+        if not on.any():
+            rings.append(c)
+            continue
+        changed = True
+        pi, si = np.nonzero(on)
+        order = np.lexsort((t[pi, si], si))  # along the ring, then along each edge
+        rings.append(np.insert(c, si[order] + 1, pts[pi[order]], axis=0))
+    return Polygon(rings[0], rings[1:]) if changed else poly
+
+
+def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
+    """Make the pieces' vertices agree with each other and with the neighbours.
+
+    Vertices within :data:`SNAP_TOL` of a reference vertex move onto it, and new vertices
+    within it of each other become one, alike in every piece (GEOS's snap is not symmetric
+    between two pieces). A cut grazing a needle of the atom would otherwise leave twins
+    1e-10 m apart that break the coverage. Needle pieces left over are dropped.
+    """
+    coords = shapely.get_coordinates(pieces)
+    dist, near = cKDTree(ref).query(coords, k=1, p=np.inf)
+    hit = dist <= SNAP_TOL
+    coords[hit] = ref[near[hit]]
+    new = np.unique(coords[~hit], axis=0)
+    if len(new) > 1:
+        rep = np.arange(len(new))
+        for i in range(1, len(new)):
+            close = np.flatnonzero(np.abs(new[:i] - new[i]).max(axis=1) <= SNAP_TOL)
+            if len(close):
+                rep[i] = rep[close[0]]
+        pos = {tuple(v): new[rep[i]] for i, v in enumerate(new)}
+        for k in np.flatnonzero(~hit):
+            coords[k] = pos[tuple(coords[k])]
+    out = shapely.set_coordinates(np.asarray(pieces, dtype=object).copy(), coords)
+    out = shapely.remove_repeated_points(out, 0.0)
+    fixed: list = []
+    for p in out:
+        if not p.is_valid:
+            p = shapely.make_valid(p)
+        fixed.extend(g for g in shapely.get_parts(p) if g.geom_type == "Polygon" and g.area > 1e-6)
+    return fixed
+
+
+def union_atoms(geoms: list):
+    """Union of atoms: the fast coverage union, or a full overlay if the coverage is off."""
+    arr = np.asarray(geoms, dtype=object)
+    try:
+        out = shapely.coverage_union_all(arr)
+    except shapely.errors.GEOSException:
+        out = shapely.union_all(arr)
+    parts = shapely.get_parts(out)
+    return parts[0] if len(parts) == 1 and parts[0].geom_type == "Polygon" else out
+
+
+def polygon_props(
+    geoms: list, origin: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Area, perimeter, centroid and central second moments of polygons (exact, vectorised)."""
+    m = len(geoms)
+    g = shapely.orient_polygons(np.asarray(geoms, dtype=object))
+    rings, ridx = shapely.get_rings(g, return_index=True)
+    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    coords = coords - origin
+    same = cidx[1:] == cidx[:-1]
+    x0, y0 = coords[:-1][same].T
+    x1, y1 = coords[1:][same].T
+    owner = ridx[cidx[:-1][same]]
+    cr = x0 * y1 - x1 * y0
+    area = np.bincount(owner, cr, m) / 2.0
+    sx = np.bincount(owner, cr * (x0 + x1), m) / 6.0
+    sy = np.bincount(owner, cr * (y0 + y1), m) / 6.0
+    ixx = np.bincount(owner, cr * (x0 * x0 + x0 * x1 + x1 * x1), m) / 12.0
+    iyy = np.bincount(owner, cr * (y0 * y0 + y0 * y1 + y1 * y1), m) / 12.0
+    ixy = np.bincount(owner, cr * (x0 * y1 + 2 * x0 * y0 + 2 * x1 * y1 + x1 * y0), m) / 24.0
+    safe = np.where(area > 0, area, 1.0)
+    cx, cy = sx / safe, sy / safe
+    mom = np.column_stack([ixx - area * cx * cx, iyy - area * cy * cy, ixy - area * cx * cy])
+    return area, shapely.length(g), np.column_stack([cx, cy]), mom
+
+
+def shared_lengths(geoms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i, j, length) of polygons sharing edges, found by hashing identical segments."""
+    rings, ridx = shapely.get_rings(np.asarray(geoms, dtype=object), return_index=True)
+    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    same = cidx[1:] == cidx[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    owner = ridx[cidx[:-1][same]]
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    p = np.where(swap[:, None], b, a)
+    q = np.where(swap[:, None], a, b)
+    key = np.column_stack([p, q])
+    order = np.lexsort(key.T[::-1])
+    k, o = key[order], owner[order]
+    eq = np.all(k[1:] == k[:-1], axis=1) & (o[1:] != o[:-1])
+    seg = k[:-1][eq]
+    return o[:-1][eq], o[1:][eq], np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
