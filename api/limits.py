@@ -11,18 +11,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodyLimit:
     """Pure ASGI middleware: 413 problem+json once a body passes ``max_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.overrides.get(scope.get("path", ""), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         seen = 0
         exceeded = False
@@ -33,7 +37,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     exceeded = True
                     raise _TooLarge
             return message
@@ -46,20 +50,20 @@ class BodyLimit:
                 await send(message)
             elif not replied:
                 replied = True
-                await self._reject(send)
+                await self._reject(send, limit)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not replied:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         body: dict[str, Any] = {
             "type": "https://gridmap.invalid/problems/payload-too-large",
             "title": "payload too large",
             "status": 413,
-            "detail": f"request body exceeds {self.max_bytes} bytes",
+            "detail": f"request body exceeds {limit} bytes",
         }
         data = json.dumps(body).encode()
         await send(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gridmap.errors import GridmapError
+from gridmap.errors import GridmapError, InvalidInput
 from gridmap.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -283,6 +283,36 @@ def grid_publish(
         _fail(exc)
         return
     typer.echo(f"published grid version {vid}")
+
+
+# -- locate --------------------------------------------------------------------------------------
+@app.command("locate")
+def locate_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV (lon,lat[,id]) or GeoJSON points")],
+    crs: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09 | EPSG:n")] = "wgs84",
+    out: Annotated[Path | None, typer.Option(help="write CSV here (default: stdout)")] = None,
+) -> None:
+    """Locate many points to their grids (same rule as the API; ties: lowest grid code)."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.locating import locate_frame, read_points
+
+    try:
+        if not file.exists():
+            raise InvalidInput(f"file not found: {file}", code="file-not-found")
+        points = read_points(
+            file.read_bytes(), "json" if file.suffix in (".json", ".geojson") else "csv"
+        )
+        with session_scope(_engine(get_settings())) as s:
+            result = locate_frame(s, points, crs=crs)
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    if out:
+        result.to_csv(out, index=False)
+        counts = result["status"].value_counts().to_dict()
+        typer.echo(f"wrote {len(result)} rows to {out}: {counts}")
+    else:
+        typer.echo(result.to_csv(index=False), nl=False)
 
 
 # -- staffing ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 2 * 1024 * 1024
+    max_batch_bytes: int = 64 * 1024 * 1024  # bulk locate: 1 M points as CSV ≈ 25 MB
     max_page_size: int = 5_000
 
     # authentication: the signing key lives in data_dir/secret.key unless given
@@ -41,6 +43,21 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_s: float = 300.0
     id_number_key: str | None = Field(default=None, description="hex, 32 bytes")
+
+    # maps: no base tiles unless a tile URL template is given (e.g. an intranet tile server,
+    # "http://tiles.intra/{z}/{x}/{y}.png"); tile_crs "gcj02" for tiles in the shifted Chinese
+    # system (Amap/Tencent style): the pages then shift every vector to GCJ-02 to match them
+    tile_url: str | None = None
+    tile_attribution: str = ""
+    tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
+    tile_max_zoom: int = 19
+    map_vector_threshold: int = Field(
+        default=4000, description="areas with more grids get vector tiles instead of GeoJSON"
+    )
+    map_poll_seconds: float = 5.0
+    small_count_k: int = Field(default=11, description="care counts below this show as <k")
+    chromium: Path = Path("/usr/bin/chromium")
+    print_timeout_s: float = 60.0
 
     @property
     def secret_path(self) -> Path:

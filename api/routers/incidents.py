@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep
@@ -20,6 +22,7 @@ from gridmap.store.incidents import (
     to_wgs84_point,
     transition,
 )
+from gridmap.store.locating import locate_frame, read_points
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
@@ -50,6 +53,37 @@ def locate_point(
     hit = locate(session, wlon, wlat, at=at)
     hit.pop("grid_id", None)
     return hit
+
+
+@router.post(
+    "/locate:batch",
+    **permission(
+        "locate.read",
+        ok={
+            "description": "one row per point, in input order",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array"}},
+            },
+        },
+    ),
+)
+async def locate_batch(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    crs: CrsQ = "wgs84",
+    at: datetime | None = None,
+) -> Response:
+    """Up to 1,000,000 points: CSV (``lon,lat[,id]``) or a GeoJSON FeatureCollection in the
+    body; answers id, grid, status (ok, outside, invalid, probable-lat-lon-swap,
+    out-of-range) per point, as CSV or JSON like the input. Same rule as ``/locate``."""
+    ctype = request.headers.get("content-type", "text/csv")
+    points = read_points(await request.body(), ctype)
+    result = await run_in_threadpool(locate_frame, session, points, crs=crs, at=at)
+    if "json" in ctype:
+        return JSONResponse(result.to_dict(orient="records"))
+    return Response(result.to_csv(index=False), media_type="text/csv; charset=utf-8")
 
 
 class IncidentIn(BaseModel):

@@ -423,3 +423,58 @@ def test_concurrent_dispatchers_never_share_a_mediator(city: dict[str, Any], ser
             conn.execute(text("UPDATE incident SET status = 'closed'"))
     assert set(statuses) <= {200, 409}, statuses
     assert statuses[200] >= 5 * 6  # every available mediator was used each trial
+
+
+def test_locate_batch_matches_single_and_oracle(city: dict[str, Any], server: str) -> None:
+    hdr = city["tokens"]["disp"]
+    rng = np.random.default_rng(5)
+    minx, miny, maxx, maxy = shapely.union_all(city["geoms"]).bounds
+    lon = rng.uniform(minx - 0.002, maxx + 0.002, 400)
+    lat = rng.uniform(miny - 0.002, maxy + 0.002, 400)
+    # points exactly on shared vertices, a NaN and a swapped point
+    verts = shapely.get_coordinates(city["geoms"][0].boundary)[:5]
+    c = city["geoms"][1].representative_point()
+    lon = np.r_[lon, verts[:, 0], np.nan, c.y]
+    lat = np.r_[lat, verts[:, 1], 30.7, c.x]
+    body = "id,lon,lat\n" + "\n".join(
+        f"p{i},{float(x)!r},{float(y)!r}" for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+    )
+    r = httpx.post(
+        f"{server}/api/v1/locate:batch",
+        content=body.encode(),
+        headers={**hdr, "content-type": "text/csv"},
+    )
+    assert r.status_code == 200, r.text
+    rows = [line.split(",") for line in r.text.strip().splitlines()[1:]]
+    assert [row[0] for row in rows] == [f"p{i}" for i in range(len(lon))]
+    for (_id, grid, status), x, y in zip(rows, lon, lat, strict=True):
+        if not np.isfinite(x):
+            assert status == "invalid"
+            continue
+        expected = oracle(city, x, y)
+        assert (grid or None) == expected, (x, y, status)
+        assert status == ("ok" if expected else status)
+    assert rows[-1][2] in ("probable-lat-lon-swap", "out-of-range")
+    for i in range(0, 400, 80):  # the single lookup gives the same answer
+        one = httpx.get(
+            f"{server}/api/v1/locate", params={"lon": lon[i], "lat": lat[i]}, headers=hdr
+        )
+        assert (one.json()["grid"] if one.status_code == 200 else "") == rows[i][1]
+    gj = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": "a",
+                "geometry": {"type": "Point", "coordinates": [verts[0][0], verts[0][1]]},
+            }
+        ],
+    }
+    j = httpx.post(f"{server}/api/v1/locate:batch", json=gj, headers=hdr)
+    assert j.status_code == 200 and j.json()[0]["grid"] == oracle(city, *verts[0])
+    bad = httpx.post(
+        f"{server}/api/v1/locate:batch",
+        content=b"a,b\n1,2\n",
+        headers={**hdr, "content-type": "text/csv"},
+    )
+    assert bad.status_code == 422
