@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import shapely
+from scipy.sparse.csgraph import dijkstra
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import from_wgs84, metric_crs_for
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.idnumbers import encrypt_id_number, protect_id_number
+from gridmap.roads import RoadGraph
 from gridmap.staffing import (
     Quotas,
     aggregate_report,
@@ -144,15 +147,54 @@ def current_grids(session: Session) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["code", "households", "lon", "lat"])
 
 
+def road_costs(session: Session, people: pd.DataFrame, grids: pd.DataFrame) -> np.ndarray | None:
+    """Home → grid road distance in metres (people × grids), or None without a road network.
+
+    Each end is snapped to its nearest road node (the snap distance is added); pairs the network
+    cannot join fall back to 1.5 × the straight line, so nobody becomes unassignable.
+    """
+    rows = session.execute(
+        text("SELECT source, target, length_m, ST_AsBinary(geom) FROM road_edge")
+    ).all()
+    if not rows:
+        return None
+    src, tgt, length, wkb = zip(*rows, strict=True)
+    graph = RoadGraph.from_edges(
+        src, tgt, length, length, geometry=shapely.from_wkb([bytes(w) for w in wkb])
+    )
+    p_node, p_snap = graph.nearest_node(
+        people["lon"].to_numpy(float), people["lat"].to_numpy(float)
+    )
+    g_node, g_snap = graph.nearest_node(grids["lon"].to_numpy(float), grids["lat"].to_numpy(float))
+    p_pos = np.searchsorted(graph.node_ids, p_node)
+    g_unique, g_inv = np.unique(np.searchsorted(graph.node_ids, g_node), return_inverse=True)
+    dist = dijkstra(graph.csr, directed=False, indices=g_unique)  # grids × nodes
+    cost = dist[g_inv][:, p_pos].T + p_snap[:, None] + g_snap[None, :]
+    straight = np.hypot(
+        people["x"].to_numpy()[:, None] - grids["x"].to_numpy()[None, :],
+        people["y"].to_numpy()[:, None] - grids["y"].to_numpy()[None, :],
+    )
+    return np.where(np.isfinite(cost), cost, 1.5 * straight)
+
+
 def _metric(df: pd.DataFrame, crs: str) -> pd.DataFrame:
     x, y = from_wgs84(df["lon"].to_numpy(float), df["lat"].to_numpy(float), crs)
     return df.assign(x=x, y=y)
 
 
 def run_assignment(
-    session: Session, *, user: str, quotas: Quotas | None = None, keep_margin_m: float = 500.0
+    session: Session,
+    *,
+    user: str,
+    quotas: Quotas | None = None,
+    keep_margin_m: float = 500.0,
+    use_roads: bool = True,
 ) -> dict[str, Any]:
-    """Optimal postings for every person and care links for every subject; reports moves."""
+    """Optimal postings for every person and care links for every subject; reports moves.
+
+    Cost is home → grid road distance when a road network is loaded, else straight-line metres
+    in the local CRS.
+    """
     grids_ll = current_grids(session)
     crs = metric_crs_for(float(grids_ll["lon"].mean()), float(grids_ll["lat"].mean()))
     grids = _metric(grids_ll, crs)
@@ -171,8 +213,9 @@ def run_assignment(
     if people.empty:
         raise InvalidInput("no staff with a home location: import a roster first", code="no-staff")
     people = _metric(people, crs)
-    staff = people[people["role"] != "care_volunteer"]
-    result = assign_staff(staff, grids, quotas, keep_margin_m=keep_margin_m)
+    staff = people[people["role"] != "care_volunteer"].reset_index(drop=True)
+    cost = road_costs(session, staff, grids) if use_roads else None
+    result = assign_staff(staff, grids, quotas, keep_margin_m=keep_margin_m, cost_matrix=cost)
     _write_postings(session, result.postings, roles=sorted(set(staff["role"])))
     vols = people[people["role"] == "care_volunteer"]
     home_grid: dict[int, str] = dict(
@@ -237,6 +280,8 @@ def run_assignment(
         "coverage": round(result.coverage, 4),
         "total_cost_m": round(result.total_cost_m),
         "certified_optimal": bool(result.certified),
+        "cost": "road_m" if cost is not None else "straight_line_m",
+        "moved": result.moves.to_dict(orient="records")[:200],
         "care_subjects": len(subjects),
         "care_uncovered": 0 if care is None else len(care.uncovered),
     }

@@ -134,3 +134,39 @@ def test_shortage_report_api(staffed: Engine, server: str, settings: Settings) -
     }
     assert httpx.get(f"{server}/api/v1/reports/shortage", headers=disp).status_code == 403
     assert "身份证" not in r.text and "id_number" not in r.text
+
+
+def test_road_distance_costs(staffed: Engine) -> None:
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from gridmap.store.bulk import load_road_edges
+
+    with staffed.connect() as conn:
+        minx, miny, maxx, maxy = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                "ST_Extent(geom) AS e FROM area WHERE kind = 'community') x"
+            )
+        ).one()
+    xs, ys = np.linspace(minx, maxx, 7), np.linspace(miny, maxy, 7)
+    lines, src, tgt = [], [], []
+    node = {(i, j): 1 + 7 * i + j for i in range(7) for j in range(7)}  # a street lattice
+    for i in range(7):
+        for j in range(7):
+            for di, dj in ((1, 0), (0, 1)):
+                if i + di < 7 and j + dj < 7:
+                    lines.append(shapely.LineString([(xs[i], ys[j]), (xs[i + di], ys[j + dj])]))
+                    src.append(node[(i, j)])
+                    tgt.append(node[(i + di, j + dj)])
+    roads = gpd.GeoDataFrame({"source": src, "target": tgt}, geometry=lines, crs=4326)
+    with session_scope(staffed) as s:
+        straight = run_assignment(s, user="t", use_roads=False)
+        load_road_edges(s, roads, source="test")
+    with session_scope(staffed) as s:
+        road = run_assignment(s, user="t", keep_margin_m=0)
+    assert straight["cost"] == "straight_line_m" and road["cost"] == "road_m"
+    # a lattice route is never shorter than the straight line
+    assert road["total_cost_m"] >= straight["total_cost_m"]
+    assert road["certified_optimal"]
