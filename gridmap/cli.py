@@ -371,12 +371,15 @@ def assign_cmd(
     user: Annotated[str, typer.Option(help="who is assigning (audit)")] = "cli",
 ) -> None:
     """Post staff to grids and volunteers to care subjects, optimally (min-cost flow)."""
+    from gridmap.staffing import Quotas
     from gridmap.store.db import session_scope
     from gridmap.store.staff import run_assignment
 
+    settings = get_settings()
     try:
-        with session_scope(_engine(get_settings())) as s:
-            summary = run_assignment(s, user=user, keep_margin_m=keep_margin_m)
+        quotas = Quotas.from_config(settings.quotas_config())
+        with session_scope(_engine(settings)) as s:
+            summary = run_assignment(s, user=user, keep_margin_m=keep_margin_m, quotas=quotas)
     except GridmapError as exc:
         _fail(exc)
         return

@@ -6,12 +6,15 @@ pass it down, so tests can build an app against any database without touching th
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gridmap.errors import InvalidInput
 
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
 
@@ -40,6 +43,11 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     token_ttl_minutes: int = 12 * 60
     token_audience: str = "gridmap"
+    quotas_file: Path | None = Field(
+        default=None,
+        description='JSON such as {"mediator": {"min": 1, "max": 3}, '
+        '"care_ratio": 5}; unset roles keep the Yichang defaults',
+    )
     login_max_failures: int = 5
     login_window_s: float = 300.0
     id_number_key: str | None = Field(default=None, description="hex, 32 bytes")
@@ -68,6 +76,20 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key
         return _key_file(self.secret_path)
+
+    def quotas_config(self) -> dict[str, Any]:
+        """Role quota overrides from ``quotas_file`` (empty: the Yichang defaults)."""
+        if not self.quotas_file:
+            return {}
+        try:
+            data = json.loads(Path(self.quotas_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(
+                f"cannot read quotas file {self.quotas_file}: {exc}", code="bad-quotas"
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidInput("quotas file must hold a JSON object", code="bad-quotas")
+        return data
 
     def id_key(self) -> bytes:
         """Key protecting identity numbers (HMAC + AES-GCM); apart from the token key so

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.routers import permission
 from gridmap.errors import PermissionDenied
+from gridmap.staffing import Quotas
 from gridmap.store.staff import run_assignment, shortage
 
 router = APIRouter(prefix="/api/v1", tags=["staffing"])
@@ -27,7 +28,7 @@ class AssignmentIn(BaseModel):
 
 @router.post("/assignments:run", **permission("assignments.run"))
 def assignments(
-    session: SessionDep, user: CurrentUser, body: AssignmentIn | None = None
+    settings: SettingsDep, session: SessionDep, user: CurrentUser, body: AssignmentIn | None = None
 ) -> dict[str, Any]:
     """Post every person optimally (min-cost flow) and link care subjects to volunteers."""
     if user.area:
@@ -35,7 +36,10 @@ def assignments(
             "the city-wide assignment needs a user without an area scope", code="scope-too-narrow"
         )
     summary = run_assignment(
-        session, user=user.name, keep_margin_m=(body.keep_margin_m if body else 500.0)
+        session,
+        user=user.name,
+        keep_margin_m=(body.keep_margin_m if body else 500.0),
+        quotas=Quotas.from_config(settings.quotas_config()),
     )
     session.commit()
     return summary

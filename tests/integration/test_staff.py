@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import openpyxl
 import pytest
 from sqlalchemy import Engine, text
 
+from gridmap.errors import InvalidInput
 from gridmap.roster_synth import synthetic_roster
 from gridmap.security import TokenClaims, issue_token
 from gridmap.settings import Settings
@@ -170,3 +172,27 @@ def test_road_distance_costs(staffed: Engine) -> None:
     # a lattice route is never shorter than the straight line
     assert road["total_cost_m"] >= straight["total_cost_m"]
     assert road["certified_optimal"]
+
+
+def test_quotas_from_configuration(staffed: Engine, tmp_path: Path) -> None:
+    from gridmap.staffing import Quotas
+
+    path = tmp_path / "quotas.json"
+    path.write_text('{"mediator": {"min": 1, "max": 1}, "publicity": {"min": 0, "max": 1}}')
+    quotas = Quotas.from_config(Settings(quotas_file=path).quotas_config())
+    with session_scope(staffed) as s:
+        run_assignment(s, user="t", quotas=quotas)
+    with staffed.connect() as conn:
+        most = dict(
+            conn.execute(
+                text(
+                    "SELECT role, max(n) FROM (SELECT grid_code, role, count(*) AS n FROM posting "
+                    "WHERE valid_to IS NULL GROUP BY 1, 2) x GROUP BY role"
+                )
+            ).all()
+        )
+    assert most["mediator"] == 1 and most.get("publicity", 0) <= 1
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InvalidInput):
+        Settings(quotas_file=bad).quotas_config()
