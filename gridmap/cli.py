@@ -386,6 +386,35 @@ def assign_cmd(
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=1))
 
 
+@app.command("co-mediator")
+def co_mediator_cmd(
+    name: str,
+    area: Annotated[str, typer.Option(help="area code they serve (district/street/community)")],
+    categories: Annotated[
+        str | None, typer.Option(help="comma-separated services, e.g. 婚姻家庭,邻里纠纷")
+    ] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Register an invited co-mediator (e.g. a local people's congress deputy)."""
+    from gridmap.store.db import session_scope
+    from gridmap.store.staff import add_co_mediator
+
+    try:
+        with session_scope(_engine(get_settings())) as s:
+            pid = add_co_mediator(
+                s,
+                name,
+                area,
+                phone=phone,
+                user="cli",
+                categories=categories.split(",") if categories else None,
+            )
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"co-mediator {name} registered (person {pid}) for {area}")
+
+
 @app.command("report")
 def report_cmd(
     level: Annotated[str, typer.Option(help="grid | community | street | district")] = "district",
@@ -564,7 +593,12 @@ def _demo_staff(settings: Settings) -> None:
     from gridmap.roster_synth import synthetic_roster
     from gridmap.store.db import session_scope
     from gridmap.store.models import Person
-    from gridmap.store.staff import current_grids, load_roster, run_assignment
+    from gridmap.store.staff import (
+        add_co_mediator,
+        current_grids,
+        load_roster,
+        run_assignment,
+    )
 
     with session_scope(_engine(settings)) as s:
         if s.scalar(select(func.count()).select_from(Person)):
@@ -575,6 +609,13 @@ def _demo_staff(settings: Settings) -> None:
             s, roster.staff, roster.care_subjects, key=settings.id_key(), user="demo"
         )
         summary = run_assignment(s, user="demo")
+        for district, deputy in (
+            ("420502", "人大代表 王建华"),
+            ("420503", "人大代表 李秀英"),
+            ("420504", "人大代表 张德明"),
+            ("420505", "人大代表 刘桂兰"),
+        ):
+            add_co_mediator(s, deputy, district, categories=None, user="demo")
     typer.echo(
         f"synthetic roster: {n} staff, {m} care subjects; {summary['postings']} postings, "
         f"quota coverage {summary['coverage']:.1%}, {summary['care_uncovered']} care "

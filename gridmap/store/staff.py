@@ -354,3 +354,40 @@ def shortage(
     if level not in ("community", "street", "district"):
         raise InvalidInput(f"unknown level {level!r}", code="unknown-level")
     return aggregate_report(per_grid, level=level)
+
+
+def add_co_mediator(
+    session: Session,
+    name: str,
+    area: str,
+    *,
+    categories: list[str] | None,
+    phone: str | None = None,
+    user: str,
+) -> int:
+    """Register an invited co-mediator (e.g. a people's congress deputy) for an area."""
+    from gridmap.lifecycle import service_code
+
+    if session.execute(text("SELECT 1 FROM area WHERE code = :c"), {"c": area}).first() is None:
+        raise InvalidInput(f"unknown area code {area!r}", code="unknown-area")
+    cats = ",".join(service_code(c) for c in categories) if categories else None
+    pid = session.execute(
+        text(
+            "INSERT INTO person (name, roles, status, phone) VALUES (:n, 'co_mediator', "
+            "'available', :p) RETURNING id"
+        ),
+        {"n": name, "p": phone},
+    ).scalar_one()
+    session.execute(
+        text("INSERT INTO co_mediator (person_id, area_code, categories) VALUES (:p, :a, :c)"),
+        {"p": pid, "a": area, "c": cats},
+    )
+    record_audit(
+        session,
+        user,
+        "co_mediator.add",
+        "person",
+        str(pid),
+        after={"area": area, "categories": cats},
+    )
+    return int(pid)

@@ -55,6 +55,16 @@ def city(community: Engine, settings: Settings) -> dict[str, Any]:
                 {"p": pid, "g": code},
             )
             ids.append(pid)
+        deputy = s.execute(
+            text(
+                "INSERT INTO person (name, roles, status) VALUES ('人大代表甲', 'co_mediator', "
+                "'available') RETURNING id"
+            )
+        ).scalar_one()
+        s.execute(
+            text("INSERT INTO co_mediator (person_id, area_code) VALUES (:p, '420502')"),
+            {"p": deputy},
+        )
         users = [
             ("disp", "dispatcher", None),
             ("gm", "grid_manager", None),
@@ -262,6 +272,12 @@ def test_recommend_dispatch_and_lifecycle(city: dict[str, Any], server: str) -> 
     own = [x for x in rec["candidates"] if x["reason"] == "OWN_GRID"]
     assert len(own) == 2  # both grid-001 mediators come before anyone else
     assert any(s["code"] == "OFF_DUTY" for s in rec["skipped"])
+    assert [i["name"] for i in rec["invited"]] == ["人大代表甲"]  # 婚姻家庭 invites deputies
+    other = report(server, city, c.x, c.y, category="物业纠纷")
+    rec2 = httpx.get(
+        f"{server}/api/v1/incidents/{other['public_id']}/recommendation", headers=hdr
+    ).json()
+    assert rec2["invited"] == []
     r = httpx.post(
         f"{server}/api/v1/incidents/{inc['public_id']}/dispatch",
         headers=hdr,
