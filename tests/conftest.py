@@ -92,10 +92,20 @@ def wipe(engine: Engine) -> None:
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def owner_engine(settings: Settings) -> Engine:
+    """The schema owner (migrations, maintenance); the app runs as the restricted role."""
+    from gridmap.store.db import make_engine
+
+    assert settings.database_url
+    return make_engine(settings.database_url, app_role=None)
+
+
 @pytest.fixture
-def db(engine: Engine) -> Engine:
-    """An empty, migrated database."""
-    wipe(engine)
+def db(engine: Engine, owner_engine: Engine) -> Engine:
+    """An empty, migrated database (emptied by the owner: the app role may not truncate the
+    audit trail)."""
+    wipe(owner_engine)
     return engine
 
 

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gridmap.errors import ServiceUnavailable
@@ -33,9 +34,12 @@ def database_url(settings: Settings) -> str:
     return cluster.url()
 
 
+APP_ROLE = "gridmap_app"
+
+
 @lru_cache(maxsize=8)
-def _engine(url: str, statement_timeout_ms: int) -> Engine:
-    return create_engine(
+def _engine(url: str, statement_timeout_ms: int, app_role: str | None) -> Engine:
+    engine = create_engine(
         url,
         pool_size=10,
         max_overflow=20,
@@ -45,11 +49,33 @@ def _engine(url: str, statement_timeout_ms: int) -> Engine:
             "application_name": "gridmap",
         },
     )
+    if app_role:
+
+        @event.listens_for(engine, "connect")
+        def _least_privilege(dbapi_conn: Any, _record: Any) -> None:
+            # Act as the restricted role when the migration could create it (it cannot
+            # rewrite the audit trail); otherwise stay the login user.
+            with dbapi_conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles "
+                    "WHERE rolname = %s",
+                    (app_role,),
+                )
+                row = cur.fetchone()
+                if row and row[0]:
+                    cur.execute(f'SET ROLE "{app_role}"')
+            dbapi_conn.commit()
+
+    return engine
 
 
-def make_engine(url: str, statement_timeout_ms: int = 15_000) -> Engine:
-    """A pooled engine per URL (cached: one pool per process and database)."""
-    return _engine(normalize_url(url), statement_timeout_ms)
+def make_engine(
+    url: str, statement_timeout_ms: int = 15_000, app_role: str | None = APP_ROLE
+) -> Engine:
+    """A pooled engine per URL (cached: one pool per process and database). Sessions run as
+    the least-privilege ``app_role`` when it exists; ``app_role=None`` keeps the owner (for
+    migrations and maintenance)."""
+    return _engine(normalize_url(url), statement_timeout_ms, app_role)
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -49,13 +49,20 @@ def test_invalid_geometry_is_refused_by_the_database_itself(db: Engine) -> None:
         )
 
 
-def test_audit_log_is_append_only(db: Engine) -> None:
+def test_audit_log_is_append_only(db: Engine, owner_engine: Engine) -> None:
     with db.begin() as conn:
+        role = conn.execute(text("SELECT current_user")).scalar_one()
         conn.execute(text("INSERT INTO audit_log (actor, action) VALUES ('t', 'test')"))
-    with pytest.raises(ProgrammingError, match="append-only"), db.begin() as conn:
-        conn.execute(text("UPDATE audit_log SET actor = 'x'"))
-    with pytest.raises(ProgrammingError, match="append-only"), db.begin() as conn:
-        conn.execute(text("DELETE FROM audit_log"))
+    assert role == "gridmap_app"  # the service runs with least privilege
+    for sql in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+        with pytest.raises(ProgrammingError, match="permission denied"), db.begin() as conn:
+            conn.execute(text(sql))
+    # even the schema owner cannot rewrite history row by row: the trigger refuses
+    for sql in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(ProgrammingError, match="append-only"), owner_engine.begin() as conn:
+            conn.execute(text(sql))
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 1
 
 
 def test_dry_run_writes_nothing(db: Engine) -> None:
