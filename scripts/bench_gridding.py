@@ -253,7 +253,14 @@ def compare_spopt(
             (
                 "max-p",
                 lambda lat=lat, w=w: MaxPHeuristic(
-                    lat, w, ["x", "y"], "households", k, top_n=2, max_iterations_construction=20
+                    lat,
+                    w,
+                    ["x", "y"],
+                    "households",
+                    k,
+                    top_n=2,
+                    max_iterations_construction=5,
+                    max_iterations_sa=2,
                 ),
             ),
             (
