@@ -56,9 +56,13 @@ def _engine(url: str, statement_timeout_ms: int, app_role: str | None) -> Engine
             # Act as the restricted role when the migration could create it (it cannot
             # rewrite the audit trail); otherwise stay the login user.
             with dbapi_conn.cursor() as cur:
+                # the role is cluster-wide: act as it only where this database's migration
+                # granted it privileges (a database still at an older revision has none)
                 cur.execute(
-                    "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles "
-                    "WHERE rolname = %s",
+                    "SELECT CASE WHEN to_regclass('public.audit_log') IS NULL THEN false "
+                    "ELSE pg_has_role(current_user, r.oid, 'MEMBER') AND "
+                    "has_table_privilege(r.oid, 'public.audit_log', 'INSERT') END "
+                    "FROM pg_roles r WHERE r.rolname = %s",
                     (app_role,),
                 )
                 row = cur.fetchone()
