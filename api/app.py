@@ -11,7 +11,19 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.limits import BodyLimit
-from api.routers import areas, auth, grids, health, incidents, open311, staffing
+from api.routers import (
+    areas,
+    auth,
+    dashboard,
+    field,
+    grids,
+    health,
+    incidents,
+    maps,
+    open311,
+    records,
+    staffing,
+)
 from gridmap import __version__
 from gridmap.security import LoginThrottle
 from gridmap.settings import Settings, get_settings
@@ -48,7 +60,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/static/favicon.png",
         )
 
-    for module in (health, auth, areas, grids, incidents, open311, staffing):
+    for module in (
+        health,
+        auth,
+        areas,
+        grids,
+        incidents,
+        open311,
+        staffing,
+        maps,
+        dashboard,
+        field,
+        records,
+    ):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        overrides={"/api/v1/locate:batch": settings.max_batch_bytes},
+    )
     return app

@@ -53,14 +53,36 @@ class User:
     area: str | None
 
 
+SESSION_COOKIE = "gridmap_session"  # HttpOnly, SameSite=Strict; honoured for GET/HEAD only
+PRINT_TICKET = "print_ticket"  # query parameter; loopback GETs only (headless Chromium printing)
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def _credentials(
+    request: Request, cred: HTTPAuthorizationCredentials | None, audience: str
+) -> tuple[str, str]:
+    """(token, audience): the bearer header; for GET/HEAD also the map pages' session cookie,
+    or a one-minute print ticket (own audience) when the request comes from this machine."""
+    if cred is not None and cred.scheme.lower() == "bearer":
+        return cred.credentials, audience
+    if cred is None and request.method in ("GET", "HEAD"):
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return cookie, audience
+        ticket = request.query_params.get(PRINT_TICKET)
+        if ticket and request.client is not None and request.client.host in LOOPBACK:
+            return ticket, f"{audience}:print"
+    raise AuthenticationError("a bearer token is required", code="missing-token")
+
+
 def current_user(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    if cred is None or cred.scheme.lower() != "bearer":
-        raise AuthenticationError("a bearer token is required", code="missing-token")
-    claims = read_token(cred.credentials, settings.signing_key(), settings.token_audience)
+    token, audience = _credentials(request, cred, settings.token_audience)
+    claims = read_token(token, settings.signing_key(), audience)
     row = get_user(session, claims.user)
     if row is None or not row.active or row.token_version != claims.version:
         raise AuthenticationError("token revoked or user disabled", code="token-revoked")

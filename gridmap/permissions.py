@@ -25,11 +25,23 @@ MATRIX: dict[str, frozenset[str]] = {
     "open311.create": frozenset({"admin", "dispatcher", "grid_manager"}),
     "open311.read": frozenset({"admin", "dispatcher", "grid_manager"}),
     "assignments.run": frozenset({"admin", "planner"}),
+    "care_subjects.read": frozenset({"admin", "grid_manager"}),
+    "audit.read": frozenset({"admin"}),
     "reports.shortage": frozenset({"admin", "planner", "leader"}),
+    # map pages (GET; browsers may use the session cookie from maps.session)
+    "maps.session": frozenset({"admin", "planner", "dispatcher", "leader"}),
+    "maps.coverage": frozenset({"admin", "planner", "leader"}),
+    "maps.print": frozenset({"admin", "planner", "leader"}),
+    "maps.tiles": frozenset({"admin", "planner", "leader"}),
+    "maps.dispatch": frozenset({"admin", "dispatcher"}),
+    "maps.incidents": frozenset({"admin", "leader"}),
+    "maps.dashboard": frozenset({"admin", "leader"}),
 }
 
 # operations that need no token at all
-PUBLIC_OPERATIONS = frozenset({"health", "auth.token", "open311.services"})
+PUBLIC_OPERATIONS = frozenset(
+    {"health", "auth.token", "open311.services", "maps.login", "pages.report"}
+)
 
 
 def allowed(operation: str, role: str) -> bool:

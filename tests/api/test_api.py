@@ -216,3 +216,56 @@ def test_login_throttling(api: dict[str, str], server: str) -> None:
         f"{server}/api/v1/auth/token", data={"username": "admin", "password": PASSWORD}
     )
     assert other.status_code == 200  # the throttle is per account and client
+
+
+def test_field_report_page_is_offline(server: str) -> None:
+    page = httpx.get(f"{server}/report")
+    assert page.status_code == 200 and "现场上报" in page.text
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert urls and all(u.startswith("/static/") for u in urls), urls
+    for u in urls:
+        assert httpx.get(server + u).status_code == 200, u
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_care_subjects_are_restricted_and_audited(
+    api: dict[str, str], server: str, db: Engine, settings: Settings
+) -> None:
+    from sqlalchemy import text
+
+    with session_scope(db) as s:
+        add_user(s, "gm_x", "grid_manager", "420502", PASSWORD)
+        s.execute(
+            text(
+                "INSERT INTO care_subject (code, category, grid_code, geom) VALUES "
+                "('CS-CANARY-1', 'released', '420502001001001', "
+                "ST_SetSRID(ST_MakePoint(111.2913579, 30.7024681), 4326)), "
+                "('CS-OTHER-2', 'released', '420503001001001', "
+                "ST_SetSRID(ST_MakePoint(111.35, 30.65), 4326))"
+            )
+        )
+    gm = {
+        "Authorization": "Bearer "
+        + issue_token(
+            TokenClaims("gm_x", "grid_manager", "420502", 0),
+            settings.signing_key(),
+            settings.token_audience,
+            5,
+        )
+    }
+    no_purpose = httpx.get(f"{server}/api/v1/care-subjects", headers=gm)
+    assert no_purpose.status_code == 422
+    r = httpx.get(f"{server}/api/v1/care-subjects", params={"purpose": "月度走访"}, headers=gm)
+    assert r.status_code == 200
+    assert [x["code"] for x in r.json()] == ["CS-CANARY-1"]  # the other area stays hidden
+    assert "id_number" not in r.text
+    for role in ("leader", "vol"):
+        denied = httpx.get(
+            f"{server}/api/v1/care-subjects", params={"purpose": "looking"}, headers=auth(api[role])
+        )
+        assert denied.status_code == 403
+    trail = httpx.get(
+        f"{server}/api/v1/audit", params={"action": "care_subject."}, headers=auth(api["admin"])
+    ).json()
+    assert trail[0]["actor"] == "gm_x" and trail[0]["purpose"] == "月度走访"
+    assert httpx.get(f"{server}/api/v1/audit", headers=auth(api["leader"])).status_code == 403

@@ -1,0 +1,275 @@
+"""SQL for the map pages, the dashboard and the vector tiles, always within a code prefix
+(the caller's scope, or an area inside it).
+
+Nothing here returns care-subject rows: only counts per grid leave the database, and the
+pages publish them only through :mod:`gridmap.disclosure`. Staff positions go to dispatchers
+only (their live position, else their grid's point: never a home address).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridmap.dispatch import HOLDS_MEDIATOR, SERVICES
+from gridmap.staffing_model import STAFF_ROLES, Quotas
+
+__all__ = [
+    "OPEN_STATUSES",
+    "area_frame",
+    "coverage_version",
+    "dispatch_snapshot",
+    "extent",
+    "grid_count",
+    "grid_frame",
+    "incident_frame",
+    "mvt_tile",
+    "tile_bounds",
+]
+
+CURRENT = "g.valid_from IS NOT NULL AND g.valid_to IS NULL"
+OPEN_STATUSES = ("reported", "dispatched", "accepted", "on_site", "escalated")
+_NAMES = {s.code: s.name for s in SERVICES}
+
+
+def _like(prefix: str | None) -> str:
+    return (prefix or "").replace("%", "").replace("_", r"\_") + "%"
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> gpd.GeoDataFrame:
+    geoms = shapely.from_wkb([bytes(r[-1]) for r in rows]) if rows else []
+    data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    return gpd.GeoDataFrame(data, geometry=list(geoms), crs=4326)
+
+
+def coverage_version(session: Session) -> str:
+    """A cheap fingerprint of everything the coverage page shows (grids, open postings, care
+    links, areas): equal fingerprints, equal pages."""
+    return str(
+        session.execute(
+            text("""
+        SELECT concat_ws('|',
+          (SELECT count(*) || ':' || coalesce(max(id), 0) || ':'
+                  || coalesce(max(valid_from)::text, '')
+             FROM grid WHERE valid_from IS NOT NULL AND valid_to IS NULL),
+          (SELECT count(*) || ':' || coalesce(max(id), 0) FROM posting WHERE valid_to IS NULL),
+          (SELECT count(*) || ':' || coalesce(max(id), 0) || ':'
+                  || coalesce(sum(hashtext(coalesce(grid_code, '') || coalesce(volunteer_id, 0))),
+                              0)
+             FROM care_subject),
+          (SELECT count(*) || ':' || coalesce(max(id), 0) || ':' || coalesce(max(generation_id), 0)
+             FROM area))""")
+        ).scalar_one()
+    )
+
+
+def grid_count(session: Session, prefix: str | None) -> int:
+    """Current grids whose code starts with ``prefix``."""
+    return int(
+        session.execute(
+            text(f"SELECT count(*) FROM grid g WHERE {CURRENT} AND g.code LIKE :p"),
+            {"p": _like(prefix)},
+        ).scalar_one()
+    )
+
+
+def extent(session: Session, prefix: str | None) -> tuple[float, float, float, float] | None:
+    """Bounding box (minx, miny, maxx, maxy) of the current grids under ``prefix``."""
+    row = session.execute(
+        text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(g.geom) "
+            f"AS e FROM grid g WHERE {CURRENT} AND g.code LIKE :p) x"
+        ),
+        {"p": _like(prefix)},
+    ).one()
+    return None if row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def grid_frame(session: Session, prefix: str | None) -> gpd.GeoDataFrame:
+    """Current grids under ``prefix``: code, households, geometry (WGS84)."""
+    rows = session.execute(
+        text(
+            f"SELECT g.code, g.households, ST_AsBinary(g.geom) FROM grid g WHERE {CURRENT} "
+            "AND g.code LIKE :p ORDER BY g.code"
+        ),
+        {"p": _like(prefix)},
+    ).all()
+    return _frame(rows, ["code", "households"])
+
+
+def area_frame(
+    session: Session, prefix: str | None, *, context: str | None = None
+) -> gpd.GeoDataFrame:
+    """Districts, streets and communities under ``prefix``, plus the areas whose code is a
+    prefix of ``context`` (the outlines around a zoomed-in area)."""
+    rows = session.execute(
+        text(
+            "SELECT a.code, a.name, a.kind, ST_AsBinary(a.geom) FROM area a "
+            "WHERE a.kind IN ('district', 'street', 'community') AND (a.code LIKE :p "
+            "OR (:ctx <> '' AND :ctx LIKE a.code || '%')) ORDER BY a.code"
+        ),
+        {"p": _like(prefix), "ctx": context or ""},
+    ).all()
+    return _frame(rows, ["code", "name", "kind"])
+
+
+def dispatch_snapshot(session: Session, scope: str | None) -> dict[str, Any]:
+    """Open incidents (no text, no contact) and mediators with their current state."""
+    incidents = (
+        session.execute(
+            text(
+                "SELECT i.public_id AS id, i.service_code AS category, i.status, i.grid_code AS "
+                "grid, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.created_at FROM incident i "
+                "WHERE i.status = ANY(:open) AND i.geom IS NOT NULL AND i.grid_code LIKE :p "
+                "ORDER BY i.created_at DESC, i.id DESC LIMIT 500"
+            ),
+            {"open": list(OPEN_STATUSES), "p": _like(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    mediators = (
+        session.execute(
+            text(f"""
+        SELECT p.id, p.name, po.grid_code AS grid,
+               CASE WHEN EXISTS (SELECT 1 FROM dispatch_assignment a WHERE a.person_id = p.id
+                                 AND a.status = ANY(:hold)) THEN 'busy' ELSE p.status END AS status,
+               ST_X(coalesce(p.position, ST_PointOnSurface(g.geom))) AS lon,
+               ST_Y(coalesce(p.position, ST_PointOnSurface(g.geom))) AS lat,
+               p.position IS NOT NULL AS live
+        FROM person p
+        JOIN posting po ON po.person_id = p.id AND po.role = 'mediator' AND po.valid_to IS NULL
+        LEFT JOIN grid g ON g.code = po.grid_code AND {CURRENT}
+        WHERE po.grid_code LIKE :p AND coalesce(p.position, g.geom) IS NOT NULL
+        ORDER BY p.id"""),
+            {"hold": list(HOLDS_MEDIATOR), "p": _like(scope)},
+        )
+        .mappings()
+        .all()
+    )
+    out_inc = [
+        {
+            **{k: v for k, v in r.items() if k != "created_at"},
+            "category_name": _NAMES.get(r["category"], r["category"]),
+            "created_at": r["created_at"].isoformat(timespec="seconds"),
+        }
+        for r in incidents
+    ]
+    return {"incidents": out_inc, "mediators": [dict(r) for r in mediators]}
+
+
+def incident_frame(
+    session: Session,
+    scope: str | None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    category: str | None = None,
+) -> pd.DataFrame:
+    """One row per incident: grid_code, category, status, outcome, seconds from report to the
+    first dispatch and to the first on-site event (from ``incident_event``)."""
+    rows = session.execute(
+        text("""
+        SELECT i.grid_code, i.service_code AS category, i.status, i.outcome,
+               extract(epoch FROM (SELECT min(e.at) FROM incident_event e WHERE e.incident_id = i.id
+                                   AND e.to_status = 'dispatched') - i.created_at) AS dispatch_s,
+               extract(epoch FROM (SELECT min(e.at) FROM incident_event e WHERE e.incident_id = i.id
+                                   AND e.to_status = 'on_site') - i.created_at) AS onsite_s
+        FROM incident i
+        WHERE i.grid_code LIKE :p
+          AND (CAST(:start AS timestamptz) IS NULL OR i.created_at >= :start)
+          AND (CAST(:end AS timestamptz) IS NULL OR i.created_at < :end)
+          AND (CAST(:cat AS text) IS NULL OR i.service_code = :cat)"""),
+        {"p": _like(scope), "start": start, "end": end, "cat": category},
+    ).all()
+    cols = ["grid_code", "category", "status", "outcome", "dispatch_s", "onsite_s"]
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=cols)
+    for c in ("dispatch_s", "onsite_s"):
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    return frame
+
+
+def _met_sql(quotas: Quotas) -> str:
+    """SQL condition: every role's count within its quota (ints from the config only)."""
+    parts = []
+    for role in STAFF_ROLES:
+        q = quotas.role(role)
+        col = f"pc.{role}"
+        parts.append(f"{col} >= {int(q.min)}")
+        if q.max is not None:
+            parts.append(f"{col} <= {int(q.max)}")
+    return " AND ".join(parts)
+
+
+def mvt_tile(
+    session: Session,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    prefix: str | None,
+    quotas: Quotas | None = None,
+) -> bytes:
+    """One Mapbox vector tile of ``grids`` (code, hh, staff counts, st and cs status indices as
+    on the coverage map; no care counts) or ``areas`` (code, name, kind), under ``prefix``."""
+    quotas = quotas or Quotas()
+    env = "ST_TileEnvelope(:z, :x, :y)"
+    geom = f"ST_AsMVTGeom(ST_Transform(g.geom, 3857), {env}, 4096, 64, true)"
+    # the tile (plus its 64/4096 buffer) in lon/lat, computed here: a prepared statement's
+    # generic plan would otherwise transform the envelope once per candidate row
+    bbox = "ST_MakeEnvelope(:w, :s, :e, :n, 4326)"
+    if layer == "areas":
+        sql = f"""
+        SELECT ST_AsMVT(t.*, 'areas', 4096, 'geom') FROM (
+          SELECT g.code, g.name, g.kind, {geom} AS geom FROM area g
+          WHERE g.kind IN ('district', 'street', 'community') AND g.code LIKE :p
+            AND g.geom && {bbox}) t WHERE t.geom IS NOT NULL"""
+    else:
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE po.role = '{r}') AS {r}"
+            for r in (*STAFF_ROLES, "care_volunteer")
+        )
+        sql = f"""
+        SELECT ST_AsMVT(t.*, 'grids', 4096, 'geom') FROM (
+          SELECT g.code, g.households AS hh, pc.grid_manager AS gm, pc.mediator AS me,
+                 pc.legal_professional AS lp, pc.publicity AS pu, pc.legal_aid AS la,
+                 pc.care_volunteer AS vo,
+                 CASE WHEN pc.grid_manager = 0 THEN 2 WHEN {_met_sql(quotas)} THEN 0
+                      ELSE 1 END AS st,
+                 CASE WHEN cc.n = 0 THEN 2
+                      WHEN (cc.n + {int(quotas.care_ratio) - 1}) / {int(quotas.care_ratio)}
+                           > pc.care_volunteer THEN 1 ELSE 0 END AS cs,
+                 {geom} AS geom
+          FROM grid g
+          CROSS JOIN LATERAL (SELECT {counts} FROM posting po
+                              WHERE po.grid_code = g.code AND po.valid_to IS NULL) pc
+          CROSS JOIN LATERAL (SELECT count(*) AS n FROM care_subject c
+                              WHERE c.grid_code = g.code) cc
+          WHERE {CURRENT} AND g.code LIKE :p AND g.geom && {bbox}
+        ) t WHERE t.geom IS NOT NULL"""
+    w, south, e, n = tile_bounds(z, x, y, buffer=64 / 4096)
+    params = {"z": z, "x": x, "y": y, "p": _like(prefix), "w": w, "s": south, "e": e, "n": n}
+    tile = session.execute(text(sql), params).scalar_one()
+    return bytes(tile or b"")
+
+
+def tile_bounds(z: int, x: int, y: int, buffer: float = 0.0) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees of web-mercator tile z/x/y, widened by ``buffer``
+    (a fraction of the tile) on every side."""
+    n = 2.0**z
+
+    def lon(t: float) -> float:
+        return t / n * 360.0 - 180.0
+
+    def lat(t: float) -> float:
+        return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * t / n))))
+
+    return lon(x - buffer), lat(y + 1 + buffer), lon(x + 1 + buffer), lat(y - buffer)
