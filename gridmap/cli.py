@@ -446,6 +446,36 @@ def report_cmd(
         typer.echo(f"wrote {out}")
 
 
+@app.command("audit")
+def audit_cmd(
+    actor: Annotated[str | None, typer.Option(help="only this user")] = None,
+    action: Annotated[str | None, typer.Option(help="action prefix, e.g. incident.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date/time")] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Query the audit trail (append-only): who did what when."""
+    from datetime import datetime
+
+    from gridmap.store.audit import query_audit
+    from gridmap.store.db import session_scope
+
+    try:
+        start = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        typer.secho(f"error: --since {since!r} is not an ISO date", fg="red", err=True)
+        raise typer.Exit(2) from None
+    with session_scope(_engine(get_settings())) as s:
+        rows = query_audit(s, actor=actor, action=action, since=start, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1, default=str))
+        return
+    for r in rows:
+        what = f"{r['object_type'] or ''}:{r['object_id'] or ''}"
+        why = f"  purpose={r['purpose']}" if r["purpose"] else ""
+        typer.echo(f"{r['at'][:19]}  {r['actor']:<12} {r['action']:<22} {what}{why}")
+
+
 # -- users ---------------------------------------------------------------------------------------
 @user_app.command("add")
 def user_add(
