@@ -181,6 +181,56 @@ def import_boundaries_cmd(
         raise typer.Exit(1)
 
 
+@import_app.command("roads")
+def import_roads(
+    file: Annotated[
+        Path,
+        typer.Argument(help="OpenStreetMap .osm.pbf, or GeoJSON edges with source/target node ids"),
+    ],
+    network_type: Annotated[
+        str, typer.Option(help="driving | walking | cycling | all")
+    ] = "driving",
+    commit: Annotated[bool, typer.Option(help="replace road_edge (default: dry run)")] = False,
+) -> None:
+    """Load a road network for dispatch routing (pgRouting edges: cost in seconds, one-way
+    streets as negative reverse cost)."""
+    import geopandas as gpd
+
+    from gridmap.store.bulk import load_road_edges
+    from gridmap.store.db import session_scope
+
+    try:
+        if not file.exists():
+            raise InvalidInput(f"file not found: {file}", code="file-not-found")
+        if file.name.endswith(".pbf"):
+            from gridmap.osm_roads import read_osm_roads
+
+            roads = read_osm_roads(file, network_type=network_type)
+        else:
+            try:
+                roads = gpd.read_file(file)
+            except Exception as exc:  # unreadable vector file
+                raise InvalidInput(f"cannot read {file}: {exc}", code="unreadable-file") from exc
+        if roads.empty:
+            raise InvalidInput(f"{file} holds no road edges", code="no-roads")
+        oneway = int((~roads["reverse_ok"]).sum()) if "reverse_ok" in roads.columns else 0
+        typer.echo(
+            f"{file.name}: {len(roads)} edges, {oneway} one-way, "
+            f"{roads['length_m'].sum() / 1000:.1f} km"
+            if "length_m" in roads.columns
+            else f"{file.name}: {len(roads)} edges"
+        )
+        if not commit:
+            typer.echo("dry run: nothing written (use --commit)")
+            return
+        with session_scope(_engine(get_settings())) as s:
+            n = load_road_edges(s, roads, source=file.name, user="cli")
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"loaded {n} road edges")
+
+
 @import_app.command("scenario")
 def import_scenario(
     reload: Annotated[bool, typer.Option(help="load again even if areas exist")] = False,

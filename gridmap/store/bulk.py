@@ -121,22 +121,29 @@ def load_road_edges(
         else np.full(len(roads), 30.0)
     )
     cost = length / (np.maximum(speed_kmh, 5.0) / 3.6)  # seconds
+    # pgRouting convention: a negative reverse cost means one-way (no travel target → source)
+    reverse = (
+        np.where(roads["reverse_ok"].fillna(True).to_numpy(bool), cost, -1.0)
+        if "reverse_ok" in roads.columns
+        else cost
+    )
     cls = roads["class"] if "class" in roads.columns else pd.Series([None] * len(roads))
     rows = [
         {
             "source": int(s),
             "target": int(t),
             "cost": float(c),
-            "reverse_cost": float(c),
+            "reverse_cost": float(rc),
             "length_m": float(ln),
             "road_class": k,
             "generation_id": gen,
             "wkb": w,
         }
-        for s, t, c, ln, k, w in zip(
+        for s, t, c, rc, ln, k, w in zip(
             roads["source"],
             roads["target"],
             cost,
+            reverse,
             length,
             cls,
             shapely.to_wkb(roads.geometry.values),
