@@ -8,6 +8,8 @@ street grid that stop on a road or cut one block, and straight cuts across sever
 (:mod:`gridmap.gridding_lines`), scoring predicted compactness against length off the roads and
 household imbalance (:mod:`gridmap.gridding_score`). Detached pieces go to the neighbour sharing
 the longest edge and badly scored neighbour pairs are re-cut (:mod:`gridmap.gridding_repair`).
+Last, single atoms move between neighbouring grids while that improves compactness, balance and
+length on the roads together (:mod:`gridmap.gridding_polish`).
 Building units are indivisible: no unit point lies on a grid edge and no footprint is split.
 
 Work happens in a metric CRS (the caller projects; :func:`grid_community_wgs84` does it for WGS84
@@ -42,6 +44,7 @@ from gridmap.errors import InvalidInput
 from gridmap.gridding_atoms import ANGLE_STEP, UnitSet, union_atoms
 from gridmap.gridding_bisect import partition, refine
 from gridmap.gridding_blocks import build_atoms
+from gridmap.gridding_polish import polish
 from gridmap.gridding_quality import grid_quality, polsby_popper
 from gridmap.gridding_repair import fix_contiguity, merge_slivers
 
@@ -56,6 +59,7 @@ __all__ = [
 
 DEFAULT_HOUSEHOLDS_PER_GRID = 250  # ≈ 280,000 households / 1,110 grids in Yichang's city
 SLIVER_SHARE = 0.10  # a grid under this share of the target households is a sliver
+POLISH = True  # move single atoms between neighbouring grids after the repairs
 REFINE_PASSES = 2  # passes re-cutting neighbouring pairs after the recursive bisection
 
 
@@ -264,6 +268,9 @@ def grid_community(
             leaves = refine(at, leaves, uset, REFINE_PASSES)
         if k_target is not None and total >= SLIVER_SHARE * k_target:
             leaves = merge_slivers(at, leaves, SLIVER_SHARE * k_target)
+        if POLISH and len(leaves) > 1:
+            small = SLIVER_SHARE * k_target if k_target is not None else 0.0
+            leaves = polish(at, leaves, small if total >= small else 0.0)
         for lv in leaves:
             geom = union_atoms([at.geoms[a] for a in lv])
             geoms.append(geom)
