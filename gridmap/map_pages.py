@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import folium
+import folium.plugins
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -267,10 +268,14 @@ def incident_page(
     subtitle: str,
     form: dict[str, Any],
     categories: dict[str, str],
+    heat: pd.DataFrame | None = None,
+    k: int = 11,
     tiles: TileConfig = TileConfig(),
 ) -> str:
-    """Incidents per grid (choropleth; no incident points) and mediation success per
-    community. ``grids``: code, n; ``communities``: code, name, n, mediations, rate."""
+    """Incidents per grid (choropleth; no incident points), a heat map of the same per-grid
+    counts (switchable with the choropleth) and mediation success per community.
+    ``grids``: code, n; ``heat``: lon, lat, weight (a grid's representative point and its
+    count, already suppressed below ``k``); ``communities``: code, name, n, mediations, rate."""
     m = _map(_bounds(grids, tiles.crs), title, tiles)
     geoms = to_display_crs(simplify_coverage(grids.geometry.values, 2e-5), tiles.crs)
     layer = EncodedPolygons(
@@ -278,11 +283,14 @@ def incident_page(
         {"code": grids["code"].tolist(), "n": grids["n"].astype(int).tolist()},
         name="事件数（网格）",
         kind="grid",
+        overlay=False,
         modes={"count": COUNT_MODE},
         mode="count",
         tip=[["网格编码", "code"], ["事件数", "n"]],
     )
     layer.add_to(m)
+    heat_layer = _heat_layer(heat if heat is not None else pd.DataFrame(), tiles)
+    heat_layer.add_to(m)
     cgeoms = to_display_crs(simplify_coverage(communities.geometry.values, 5e-5), tiles.crs)
     EncodedPolygons(
         cgeoms,
@@ -323,7 +331,18 @@ def incident_page(
         ]
         + [["#eeeeee", "无调解结案"]],
     }
-    JsCall("legend", {"modes": {"count": counts, "success": success}}).add_to(m)
+    heat_legend = {
+        "title": "事件热力（网格）",
+        "items": [[c, lab] for c, lab in zip(HEAT_GRADIENT.values(), HEAT_LABELS, strict=True)],
+    }
+    JsCall(
+        "legend",
+        {
+            "modes": {"count": counts, "heat": heat_legend, "success": success},
+            "bases": {"count": layer.get_name(), "heat": heat_layer.get_name()},
+            "note": HEAT_NOTE.format(k=k),
+        },
+    ).add_to(m)
     opts = "".join(
         f"<option value='{_esc(k)}'{' selected' if k == form.get('category') else ''}>"
         f"{_esc(v)}</option>"
@@ -340,6 +359,43 @@ def incident_page(
         "<script>document.body.classList.add('gm-with-form')</script>",
     )
     return render(m, allowed_hosts=tile_host(tiles.url))
+
+
+HEAT_GRADIENT = {0.2: "#fee5d9", 0.4: "#fcae91", 0.6: "#fb6a4a", 0.8: "#de2d26", 1.0: "#a50f15"}
+HEAT_LABELS = ["低", "", "", "", "高"]
+HEAT_NOTE = "热力按网格汇总（网格代表点，无事件点位）；少于 {k} 件的网格不计入热力"
+
+
+def _heat_layer(heat: pd.DataFrame, tiles: TileConfig) -> folium.plugins.HeatMap:
+    """Leaflet.heat over per-grid weights (only positive ones: Leaflet.heat paints even a zero
+    weight at ``min_opacity``), a base layer beside the choropleth, hidden at first."""
+    pts = heat[heat["weight"] > 0] if len(heat) else heat
+    data: list[list[float]] = []
+    if len(pts):
+        xy = to_display_crs(gpd.points_from_xy(pts["lon"], pts["lat"]), tiles.crs)
+        data = [
+            [round(p.y, 6), round(p.x, 6), int(w)] for p, w in zip(xy, pts["weight"], strict=True)
+        ]
+    layer = folium.plugins.HeatMap(
+        data,
+        name="事件热力（网格）",
+        overlay=False,
+        show=False,
+        min_opacity=0.25,
+        radius=22,
+        blur=18,
+        gradient=HEAT_GRADIENT,
+    )
+    layer.options = _json_safe(layer.options)
+    return layer
+
+
+def _json_safe(options: dict[str, Any]) -> dict[str, Any]:
+    """Leaflet options as plain JSON values (gradient keys as strings)."""
+    return {
+        k: {str(g): c for g, c in v.items()} if isinstance(v, dict) else v
+        for k, v in options.items()
+    }
 
 
 def _esc(v: Any) -> str:

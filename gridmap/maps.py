@@ -69,9 +69,10 @@ LOCAL_ASSETS: dict[str, str] = {
     "awesome_rotate_css": f"{VENDOR}/folium-0.20.0/leaflet.awesome.rotate.min.css",
     "vectorGrid": f"{VENDOR}/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js",
     "d3": f"{VENDOR}/d3-3.5.5/d3.min.js",
+    "leaflet-heat.js": f"{VENDOR}/leaflet.heat-0.2.0/leaflet-heat.min.js",
 }
 # The Folium plugins the pages use; each of their default_js/css entries must be vendored.
-PLUGINS: tuple[Any, ...] = (folium.plugins.VectorGridProtobuf,)
+PLUGINS: tuple[Any, ...] = (folium.plugins.VectorGridProtobuf, folium.plugins.HeatMap)
 _CDN: dict[str, str] = {  # CDN address → local copy, including links rendered outside defaults
     "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js": LOCAL_ASSETS["d3"],
     "https://d3js.org/d3.v3.min.js": LOCAL_ASSETS["d3"],
@@ -290,13 +291,15 @@ class EncodedPolygons(folium.map.Layer):
         name: str,
         kind: str,
         show: bool = True,
+        overlay: bool = True,
         **opts: Any,
     ):
-        super().__init__(name=name, overlay=True, control=True, show=show)
+        super().__init__(name=name, overlay=overlay, control=True, show=show)
         self._name = "EncodedPolygons"
         cols = {k: [_plain(v) for v in vals] for k, vals in properties.items()}
         self.data_js = js_literal({"g": encode_geometries(geoms), "p": cols})
-        self.opts_js = js_literal({"kind": kind, **opts})
+        # a layer hidden at first is decoded and built when it is first shown
+        self.opts_js = js_literal({"kind": kind, **({} if show else {"lazy": True}), **opts})
 
 
 def _plain(v: Any) -> Any:

@@ -6,8 +6,10 @@ default JS/CSS but from the vendored copies so it renders offline):
 
 * page weight: bytes of the HTML and of every asset the browser loads;
 * first full render: from navigation to the load event plus two animation frames (every grid
-  path drawn), in headless Chromium, median and worst of ``--runs``;
-* vector tiles: size and server time of the tiles covering the city at zooms 12–15;
+  path drawn), in headless Chromium, median and worst of ``--runs`` cold runs (a new browser
+  process and profile each; the server has prebuilt the page, as ``gridmap serve`` does);
+* vector tiles: size and p50/p95/max time of every tile covering the city at zooms 12–15,
+  cold (tile cache empty) and cached;
 * print: time for ``/maps/coverage.pdf``.
 
     .venv/bin/python scripts/bench_maps.py [--user leader] [--runs 5]
@@ -35,6 +37,7 @@ from api import create_app
 from gridmap import maps
 from gridmap.security import TokenClaims, issue_token
 from gridmap.settings import get_settings
+from gridmap.store import mapdata
 from gridmap.store.db import database_url, make_engine
 from gridmap.store.mapdata import extent, grid_frame
 from gridmap.store.users import get_user
@@ -70,7 +73,9 @@ def stock_page(engine: Any) -> str:
     return maps.render(m)
 
 
-def measure(browser: Any, url: str, headers: dict[str, str], html: str | None) -> dict[str, Any]:
+def measure(pw: Any, url: str, headers: dict[str, str], html: str | None) -> dict[str, Any]:
+    """One cold run: a new browser process with a new, empty profile."""
+    browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
     ctx = browser.new_context(viewport={"width": 1400, "height": 900}, extra_http_headers=headers)
     page = ctx.new_page()
     sizes: dict[str, int] = {}
@@ -90,6 +95,7 @@ def measure(browser: Any, url: str, headers: dict[str, str], html: str | None) -
     page.goto(url, wait_until="load")
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     elapsed = time.perf_counter() - t0
+    ttfb = page.evaluate("performance.getEntriesByType('navigation')[0].responseStart") / 1000
     paths = page.evaluate("document.querySelectorAll('path.leaflet-interactive').length")
     entries = page.evaluate(
         "[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType("
@@ -99,9 +105,11 @@ def measure(browser: Any, url: str, headers: dict[str, str], html: str | None) -
     if html is not None:
         sizes[url] = len(html.encode())
     ctx.close()
+    browser.close()
     page_bytes = sizes.get(url, 0)
     return {
         "seconds": elapsed,
+        "ttfb": ttfb,
         "html": page_bytes,
         "total": sum(v for k, v in sizes.items() if not k.endswith("favicon.ico")),
         "paths": paths,
@@ -110,34 +118,37 @@ def measure(browser: Any, url: str, headers: dict[str, str], html: str | None) -
 
 
 def tile_stats(base: str, headers: dict[str, str], bounds: tuple[float, ...]) -> None:
-    def xy(lon: float, lat: float, z: int) -> tuple[int, int]:
-        n = 2**z
-        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
-        return int((lon + 180) / 360 * n), int(y)
-
+    """p50/p95/max over every tile covering ``bounds`` at z12–15, twice: cold (tile cache
+    empty, no background warm-up: every tile is an ST_AsMVT query) and cached."""
+    warm_zooms = mapdata.WARM_ZOOMS
     with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
-        for z in (12, 13, 14, 15):
-            x0, y0 = xy(bounds[0], bounds[3], z)
-            x1, y1 = xy(bounds[2], bounds[1], z)
-            cells = [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)][:300]
-            times, sizes = [], []
-            for x, y in cells:
-                t = time.perf_counter()
-                r = c.get(f"/tiles/grids/{z}/{x}/{y}.pbf")
-                times.append((time.perf_counter() - t) * 1000)
-                sizes.append(len(r.content))
-            times.sort()
-            p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-            print(
-                f"  z{z}: {len(cells)} tiles, max {max(sizes) / 1024:.1f} KB, "
-                f"median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms (HTTP round trip)"
-            )
+        for label in ("cold", "cached"):
+            if label == "cold":
+                mapdata.TILES.clear()
+                mapdata.WARM_ZOOMS = ()
+            for z in (12, 13, 14, 15):
+                cells = mapdata.tiles_covering(bounds, z)
+                times, sizes = [], []
+                for x, y in cells:
+                    t = time.perf_counter()
+                    r = c.get(f"/tiles/grids/{z}/{x}/{y}.pbf")
+                    times.append((time.perf_counter() - t) * 1000)
+                    sizes.append(len(r.content))
+                times.sort()
+                p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+                print(
+                    f"  {label:6s} z{z}: {len(cells):4d} tiles, max {max(sizes) / 1024:5.1f} KB, "
+                    f"p50 {statistics.median(times):5.1f} ms, p95 {p95:5.1f} ms, "
+                    f"max {times[-1]:6.1f} ms (HTTP round trip)"
+                )
+            mapdata.WARM_ZOOMS = warm_zooms
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--user", default="leader")
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=5, help="cold runs, a new browser profile each")
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds to wait after start")
     opts = ap.parse_args()
     settings = get_settings()
     engine = make_engine(database_url(settings))
@@ -166,21 +177,22 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     stock = stock_page(engine)
     print(f"grids: {n} (user {user.name}, scope {user.area_code or 'all'})")
+    time.sleep(opts.settle)  # the app prebuilds the city page in the background at start
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         for name, url, html in (
             ("gridmap coverage", f"{base}/maps/coverage", None),
             ("stock Folium GeoJson", f"{base}/bench/stock.html", stock),
         ):
-            runs = [measure(browser, url, headers, html) for _ in range(opts.runs)]
+            runs = [measure(p, url, headers, html) for _ in range(opts.runs)]
             secs = sorted(r["seconds"] for r in runs)
+            ttfb = sorted(r["ttfb"] for r in runs)
             r0 = runs[0]
             print(
                 f"{name:22s} page {r0['total'] / 1024:7.1f} KB (HTML {r0['html'] / 1024:.1f} KB)"
-                f"  render median {statistics.median(secs):.3f} s, worst {secs[-1]:.3f} s"
+                f"  cold render median {statistics.median(secs):.3f} s, worst {secs[-1]:.3f} s"
+                f" (first byte median {statistics.median(ttfb):.3f} s, worst {ttfb[-1]:.3f} s)"
                 f"  paths {r0['paths']}  foreign requests {r0['foreign']}"
             )
-        browser.close()
     print("vector tiles (grids layer):")
     tile_stats(base, headers, bounds)
     t = time.perf_counter()

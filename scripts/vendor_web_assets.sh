@@ -57,6 +57,20 @@ cp "$WORK"/vg/package/dist/Leaflet.VectorGrid.bundled.min.js "$d"/
 { echo "Leaflet.VectorGrid 1.3.0 (npm: leaflet.vectorgrid), from its README:"; echo
   sed -n '/bundled.js` includes/,/adding these/p;/^-----/,$p' "$WORK"/vg/package/README.md; } > "$d"/LICENSE
 
+# Leaflet.heat as Folium ships it for its HeatMap plugin (the 0.2.0 build plus Leaflet.heat PR
+# #78, weights fixed), taken from the installed folium distribution; the licence from npm.
+fetch leaflet.heat@0.2.0 heat
+d=$OUT/leaflet.heat-0.2.0 && mkdir -p "$d"
+cp "$WORK"/heat/package/LICENSE "$d"/
+.venv/bin/python - "$d/leaflet-heat.min.js" <<'EOF'
+import sys
+from importlib import metadata
+dist = metadata.distribution("folium")
+assert dist.version == "0.20.0", dist.version  # the version pinned in web/static/vendor/README.md
+src = dist.locate_file("folium/templates/leaflet_heat.min.js")
+open(sys.argv[1], "w").write(open(str(src)).read())
+EOF
+
 # Folium's icon-rotation stylesheet (MIT, folium): generated, it is one rule per degree.
 d=$OUT/folium-0.20.0 && mkdir -p "$d"
 for i in $(seq 0 359); do

@@ -8,15 +8,18 @@ only (their live position, else their grid's point: never a home address).
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridmap.dispatch import HOLDS_MEDIATOR, SERVICES
@@ -24,6 +27,8 @@ from gridmap.staffing_model import STAFF_ROLES, Quotas
 
 __all__ = [
     "OPEN_STATUSES",
+    "TILES",
+    "TileCache",
     "area_frame",
     "coverage_version",
     "dispatch_snapshot",
@@ -31,10 +36,15 @@ __all__ = [
     "grid_count",
     "grid_frame",
     "incident_frame",
+    "incident_heat",
     "mvt_tile",
+    "render_tile",
     "tile_bounds",
+    "tiles_covering",
+    "warm_tiles",
 ]
 
+log = logging.getLogger(__name__)
 CURRENT = "g.valid_from IS NOT NULL AND g.valid_to IS NULL"
 OPEN_STATUSES = ("reported", "dispatched", "accepted", "on_site", "escalated")
 _NAMES = {s.code: s.name for s in SERVICES}
@@ -197,6 +207,41 @@ def incident_frame(
     return frame
 
 
+def incident_heat(
+    session: Session,
+    scope: str | None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    category: str | None = None,
+    k: int = 11,
+) -> pd.DataFrame:
+    """Incidents per current grid under ``scope`` (no incident point leaves the database):
+    code, n, the grid's representative point (lon, lat: ``ST_PointOnSurface``) and the heat
+    weight there. Weights get the small-count suppression of the published counts: a grid
+    with 1 … k-1 incidents weighs 0 (it would otherwise stand out as a lone hot point that
+    pins an incident down); zero and k or more are kept as they are."""
+    rows = session.execute(
+        text(f"""
+        SELECT g.code, coalesce(c.n, 0) AS n,
+               ST_X(ST_PointOnSurface(g.geom)) AS lon, ST_Y(ST_PointOnSurface(g.geom)) AS lat
+        FROM grid g
+        LEFT JOIN (SELECT i.grid_code, count(*) AS n FROM incident i
+                   WHERE i.grid_code LIKE :p
+                     AND (CAST(:start AS timestamptz) IS NULL OR i.created_at >= :start)
+                     AND (CAST(:end AS timestamptz) IS NULL OR i.created_at < :end)
+                     AND (CAST(:cat AS text) IS NULL OR i.service_code = :cat)
+                   GROUP BY i.grid_code) c ON c.grid_code = g.code
+        WHERE {CURRENT} AND g.code LIKE :p
+        ORDER BY g.code"""),
+        {"p": _like(scope), "start": start, "end": end, "cat": category},
+    ).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["code", "n", "lon", "lat"])
+    frame["n"] = frame["n"].astype(int)
+    frame["weight"] = frame["n"].where((frame["n"] == 0) | (frame["n"] >= max(k, 1)), 0)
+    return frame
+
+
 def _met_sql(quotas: Quotas) -> str:
     """SQL condition: every role's count within its quota (ints from the config only)."""
     parts = []
@@ -209,6 +254,50 @@ def _met_sql(quotas: Quotas) -> str:
     return " AND ".join(parts)
 
 
+class TileCache:
+    """Least-recently-used tiles, bounded by bytes; keys carry the data fingerprint, so a
+    change of grids, postings, care links or areas makes new keys and old tiles age out."""
+
+    def __init__(self, max_bytes: int = 64 << 20):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: Hashable, data: bytes) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += len(data) - (len(old) if old is not None else 0)
+            self._items[key] = data
+            while self._bytes > self.max_bytes and self._items:
+                self._bytes -= len(self._items.popitem(last=False)[1])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+TILES = TileCache()
+# Warmed in the background when a scope is first seen with a fingerprint: the low zooms, where
+# one tile holds most of a city's grids (≈ 20 ms of ST_AsMVTGeom each); at most WARM_MAX tiles
+# per zoom, so a province-wide scope warms only the zooms with few tiles.
+WARM_ZOOMS: tuple[int, ...] = (10, 11, 12)
+WARM_MAX = 64
+_WARMED: OrderedDict[Hashable, None] = OrderedDict()
+_WARM_LOCK = threading.Lock()
+
+
 def mvt_tile(
     session: Session,
     layer: str,
@@ -217,10 +306,101 @@ def mvt_tile(
     y: int,
     prefix: str | None,
     quotas: Quotas | None = None,
+    *,
+    cache: TileCache | None = TILES,
+    warm: bool = True,
 ) -> bytes:
     """One Mapbox vector tile of ``grids`` (code, hh, staff counts, st and cs status indices as
-    on the coverage map; no care counts) or ``areas`` (code, name, kind), under ``prefix``."""
+    on the coverage map; no care counts) or ``areas`` (code, name, kind), under ``prefix``.
+
+    Tiles are kept in ``cache`` keyed by (layer, z, x, y, prefix, quotas, data fingerprint);
+    the first tile of a new (prefix, quotas, fingerprint) starts a background thread that
+    renders the low-zoom tiles of that scope (``WARM_ZOOMS``) into the cache."""
     quotas = quotas or Quotas()
+    if cache is None:
+        return render_tile(session, layer, z, x, y, prefix, quotas)
+    bind = session.get_bind()
+    database = str(getattr(bind, "url", ""))  # one process may serve several databases (tests)
+    group = (database, prefix or "", quotas, coverage_version(session))
+    key = (layer, z, x, y, group)
+    data = cache.get(key)
+    if data is None:
+        data = render_tile(session, layer, z, x, y, prefix, quotas)
+        cache.put(key, data)
+    if warm:
+        _warm_later(bind, group, cache)
+    return data
+
+
+Group = tuple[str, str, Quotas, str]  # database, prefix, quotas, data fingerprint
+
+
+def _warm_later(bind: Any, group: Group, cache: TileCache) -> None:
+    with _WARM_LOCK:
+        if group in _WARMED:
+            return
+        _WARMED[group] = None
+        while len(_WARMED) > 64:
+            _WARMED.popitem(last=False)
+    if not isinstance(bind, Engine):
+        return
+    threading.Thread(
+        target=warm_tiles, args=(bind, group, cache), name="gridmap-tile-warm", daemon=True
+    ).start()
+
+
+def warm_tiles(engine: Engine, group: Group, cache: TileCache = TILES) -> int:
+    """Render the ``WARM_ZOOMS`` tiles of both layers covering the grids of ``group``'s prefix
+    into ``cache`` (one short transaction per tile); returns how many were rendered."""
+    _, prefix, quotas, version = group
+    done = 0
+    try:
+        with Session(engine) as session:
+            box = extent(session, prefix)
+        if box is None:
+            return 0
+        for z in WARM_ZOOMS:
+            cells = tiles_covering(box, z)
+            if len(cells) > WARM_MAX:
+                continue
+            for x, y in cells:
+                for layer in ("grids", "areas"):
+                    key = (layer, z, x, y, group)
+                    if cache.get(key) is not None:
+                        continue
+                    with Session(engine) as session:
+                        if coverage_version(session) != version:
+                            return done  # the data changed meanwhile: new keys, new warm-up
+                        cache.put(key, render_tile(session, layer, z, x, y, prefix, quotas))
+                    done += 1
+    except Exception:  # a background nicety: the request path renders on a miss anyway
+        log.warning("tile warm-up failed", exc_info=True)
+    return done
+
+
+def tiles_covering(box: Sequence[float], z: int) -> list[tuple[int, int]]:
+    """Web-mercator tiles (x, y) at zoom ``z`` covering ``box`` (minx, miny, maxx, maxy)."""
+    n = 2**z
+
+    def tile_xy(lon: float, lat: float) -> tuple[int, int]:
+        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+        return min(n - 1, max(0, int((lon + 180) / 360 * n))), min(n - 1, max(0, int(y)))
+
+    x0, y0 = tile_xy(box[0], box[3])
+    x1, y1 = tile_xy(box[2], box[1])
+    return [(x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
+
+
+def render_tile(
+    session: Session,
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    prefix: str | None,
+    quotas: Quotas,
+) -> bytes:
+    """:func:`mvt_tile` without the cache: one ``ST_AsMVT`` query."""
     env = "ST_TileEnvelope(:z, :x, :y)"
     geom = f"ST_AsMVTGeom(ST_Transform(g.geom, 3857), {env}, 4096, 64, true)"
     # the tile (plus its 64/4096 buffer) in lon/lat, computed here: a prepared statement's

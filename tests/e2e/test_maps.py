@@ -156,8 +156,9 @@ def _all_vertices(page: Page) -> list[list[float]]:
     return list(
         page.evaluate(
             """() => { const out = []; for (const k of Object.keys(window)) {
-                 const l = window[k]; if (l && l.gmOpts) l.eachLayer(p =>
-                   p.getLatLngs().flat(3).forEach(ll => out.push([ll.lat, ll.lng]))); }
+                 const l = window[k]; if (l && l.gmOpts) l.eachLayer(p =>  // + label points
+                   (p.getLatLngs ? p.getLatLngs().flat(3) : [p.getLatLng()])
+                     .forEach(ll => out.push([ll.lat, ll.lng]))); }
                return out; }"""
         )
     )
@@ -367,3 +368,41 @@ def test_large_areas_switch_to_vector_tiles(
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_incident_heat_layer_from_suppressed_grid_counts(
+    city: dict[str, Any], server: str, settings: Settings, browser: Browser
+) -> None:
+    import shapely.geometry
+
+    k = settings.small_count_k
+    with httpx.Client(base_url=server, headers=bearer(settings, "disp")) as api:
+        feats = api.get("/api/v1/grids", params={"limit": 2}).json()["features"]
+        hot, lone = (shapely.geometry.shape(f["geometry"]).representative_point() for f in feats)
+        for pt in [hot] * k + [lone]:  # k incidents in one grid, a single one in another
+            r = api.post(
+                "/api/v1/incidents", json={"category": "neighbour", "lon": pt.x, "lat": pt.y}
+            )
+            assert r.status_code == 201, r.text
+    tab = Offline(browser, bearer(settings, "lead"))
+    try:
+        tab.page.goto(f"{server}/maps/incidents", wait_until="load")
+        assert grid_paths(tab.page) == 8 and tab.page.query_selector("canvas") is None
+        tab.page.click("input[name=gm-mode][value=heat]")  # legend switch = base layer switch
+        tab.page.wait_for_selector("canvas.leaflet-heatmap-layer")
+        assert grid_paths(tab.page) == 0
+        points = tab.page.evaluate(
+            """() => { for (const k of Object.keys(window)) { const l = window[k];
+                 if (l && L.HeatLayer && l instanceof L.HeatLayer) return l._latlngs; }
+               return null; }"""
+        )
+        assert points is not None and len(points) == 1  # the lone incident adds no heat
+        assert points[0][2] == k and abs(points[0][0] - hot.y) < 1e-4  # at the grid's point
+        tab.page.screenshot(path=str(SHOTS / "test-incident-heat.png"))
+        tab.page.click(".leaflet-control-layers-base label >> nth=0")  # back to the choropleth
+        assert grid_paths(tab.page) == 8 and "事件数" in tab.page.inner_text(".gm-legend-title")
+        assert tab.foreign == [] and tab.errors == []
+        assert all(u.startswith(server) for u in tab.seen)
+    finally:
+        tab.close()
+    assert tab.foreign == []

@@ -242,3 +242,27 @@ def test_pure_modules_import_no_framework(module: str) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_incident_page_heat_uses_only_weights_of_k_or_more() -> None:
+    import geopandas as gpd
+
+    from gridmap.map_pages import incident_page
+
+    boxes = [shapely.box(111.30 + i / 100, 30.70, 111.305 + i / 100, 30.705) for i in range(3)]
+    grids = gpd.GeoDataFrame({"code": ["a", "b", "c"], "n": [12, 3, 0]}, geometry=boxes, crs=4326)
+    heat = pd.DataFrame(
+        {"lon": [111.302, 111.312, 111.322], "lat": [30.702] * 3, "weight": [12, 0, 0]}
+    )
+    communities = gpd.GeoDataFrame(
+        {"code": ["c1"], "name": ["社区"], "n": [15], "mediations": [0], "rate": [None]},
+        geometry=[shapely.box(111.3, 30.7, 111.33, 30.71)],
+        crs=4326,
+    )
+    html = incident_page(
+        grids, communities, title="t", subtitle="s", form={}, categories={}, heat=heat, k=11
+    )
+    data = re.search(r"L\.heatLayer\(\s*(\[.*?\]\])", html, re.S)
+    assert data is not None and data.group(1).replace(" ", "") == "[[30.702,111.302,12]]"
+    assert "/static/vendor/leaflet.heat-0.2.0/leaflet-heat.min.js" in html
+    assert maps.foreign_references(html) == [] and '"lazy":true' in html  # hidden layer

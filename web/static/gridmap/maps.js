@@ -81,36 +81,66 @@
     return head + "<table class='gm-tip'>" + rows.join("") + "</table>";
   };
 
+  /* Polygons of one layer; with opts.lazy (a layer hidden at first) they are decoded and
+     built when the layer is first added to the map. Labels (opts.label) are plain div markers
+     at the polygon's centre: permanent tooltips measure themselves (a forced layout each). */
   GM.polygons = function (data, opts) {
-    var geoms = GM.decodeAll(data.g), cols = Object.keys(data.p), group = L.featureGroup();
+    var group = L.featureGroup(), built = false;
     group.gmOpts = opts;
-    for (var i = 0; i < geoms.length; i++) {
-      var props = {};
-      for (var c = 0; c < cols.length; c++) props[cols[c]] = data.p[cols[c]][i];
-      var st = GM.style(opts, props);
-      st.className = "gm-" + opts.kind;
-      st.interactive = opts.interactive !== false;
-      var poly = L.polygon(geoms[i].length === 1 ? geoms[i][0] : geoms[i], st);
-      poly.feature = { properties: props };
-      if (opts.label) {
-        poly.bindTooltip(esc(props[opts.label]), {
-          permanent: true, direction: "center", className: "gm-label", interactive: false,
-        });
-      } else if (opts.tip) {
-        poly.bindTooltip(GM.tipHtml.bind(null, opts, props), { sticky: true });
+    function build() {
+      built = true;
+      var geoms = GM.decodeAll(data.g), cols = Object.keys(data.p);
+      for (var i = 0; i < geoms.length; i++) {
+        var props = {};
+        for (var c = 0; c < cols.length; c++) props[cols[c]] = data.p[cols[c]][i];
+        var st = GM.style(opts, props);
+        st.className = "gm-" + opts.kind;
+        st.interactive = opts.interactive !== false;
+        var poly = L.polygon(geoms[i].length === 1 ? geoms[i][0] : geoms[i], st);
+        poly.feature = { properties: props };
+        if (opts.tip && !opts.label) {
+          poly.bindTooltip(GM.tipHtml.bind(null, opts, props), { sticky: true });
+        }
+        group.addLayer(poly);
+        if (opts.label) {
+          group.addLayer(L.marker(poly.getBounds().getCenter(), {
+            interactive: false, keyboard: false,
+            icon: L.divIcon({ className: "gm-label", iconSize: null,
+              html: "<span>" + esc(props[opts.label]) + "</span>" }),
+          }));
+        }
       }
-      group.addLayer(poly);
+      data = null;
+    }
+    if (!opts.lazy) build();
+    else {
+      group.onAdd = function (map) {
+        if (!built) build();
+        L.FeatureGroup.prototype.onAdd.call(this, map);
+      };
     }
     return group;
   };
 
   GM.setMode = function (layer, modeName) {
     layer.gmOpts.mode = modeName;
-    layer.eachLayer(function (p) { p.setStyle(GM.style(layer.gmOpts, p.feature.properties)); });
+    layer.eachLayer(function (p) {
+      if (p.feature) p.setStyle(GM.style(layer.gmOpts, p.feature.properties));
+    });
   };
 
-  /* Legend with an optional switch between the layer's colourings. */
+  /* Legend with an optional switch between the layer's colourings, or between base layers
+     (args.bases: mode → layer variable; kept in step with the layer control). */
   GM.legend = function (map, args) {
+    var bases = args.bases || {}, shown = args.initial || Object.keys(args.modes)[0];
+    function showBase(name) {
+      Object.keys(bases).forEach(function (n) {
+        var l = window[bases[n]];
+        if (!l) return;
+        if (n === name && !map.hasLayer(l)) map.addLayer(l);
+        if (n !== name && map.hasLayer(l)) map.removeLayer(l);
+      });
+    }
     var ctl = L.control({ position: args.position || "bottomright" });
     ctl.onAdd = function () {
       var div = L.DomUtil.create("div", "gm-legend");
@@ -118,6 +148,7 @@
       var names = Object.keys(args.modes);
       function draw(current) {
         var m = args.modes[current], h = "";
+        shown = current;
         if (names.length > 1) {
           h += "<div class='gm-modes'>" + names.map(function (n) {
             return "<label><input type='radio' name='gm-mode' value='" + esc(n) + "'" +
@@ -136,11 +167,17 @@
             var layer = window[args.layer];
             if (layer && layer.gmOpts) GM.setMode(layer, r.value);
             if (layer && layer.gmSetMode) layer.gmSetMode(r.value);
+            if (bases[r.value]) showBase(r.value);
             draw(r.value);
           });
         });
       }
-      draw(args.initial || names[0]);
+      map.on("baselayerchange", function (e) {  // picked in the layer control
+        Object.keys(bases).forEach(function (n) {
+          if (window[bases[n]] === e.layer && n !== shown) draw(n);
+        });
+      });
+      draw(shown);
       return div;
     };
     ctl.addTo(map);
