@@ -494,3 +494,65 @@ def test_locate_batch_matches_single_and_oracle(city: dict[str, Any], server: st
         headers={**hdr, "content-type": "text/csv"},
     )
     assert bad.status_code == 422
+
+
+CANARIES = (
+    "CANARY-CS-7731",
+    "金丝雀测试员",
+    "金丝雀纠纷描述",
+    "2913579",
+    "7024681",
+    "420502199001011237",
+)
+
+
+def test_canary_never_reaches_a_leader(
+    city: dict[str, Any], server: str, settings: Settings
+) -> None:
+    """Seed unique care-subject, staff and incident values; scan everything a leader can GET."""
+    engine = city["engine"]
+    c = city["geoms"][0].representative_point()
+    with session_scope(engine) as s:
+        s.execute(
+            text(
+                "INSERT INTO care_subject (code, category, grid_code, geom) VALUES "
+                "('CANARY-CS-7731', 'community_correction', :g, "
+                "ST_SetSRID(ST_MakePoint(111.2913579, 30.7024681), 4326))"
+            ),
+            {"g": city["codes"][0]},
+        )
+        s.execute(
+            text(
+                "INSERT INTO person (name, roles, status, id_number_masked, home) VALUES "
+                "('金丝雀测试员', 'care_volunteer', 'available', '420502199001011237', "
+                "ST_SetSRID(ST_MakePoint(:x, :y), 4326))"
+            ),
+            {"x": c.x, "y": c.y},
+        )
+    report(server, city, c.x, c.y, description="金丝雀纠纷描述")
+    hdr = city["tokens"]["lead"]
+    paths = [
+        "/api/v1/areas",
+        f"/api/v1/areas/{city['codes'][0][:6]}",
+        "/api/v1/grids",
+        "/api/v1/auth/me",
+        "/api/v1/reports/shortage?level=grid",
+        "/api/v1/reports/shortage?format=csv",
+        "/maps/coverage",
+        "/maps/coverage?mode=care",
+        "/maps/incidents",
+        "/dashboard",
+        "/dashboard?format=csv",
+        "/open311/v2/services.json",
+    ]
+    for path in paths:
+        r = httpx.get(server + path, headers=hdr, timeout=60)
+        assert r.status_code == 200, (path, r.status_code)
+        for canary in CANARIES:
+            assert canary not in r.text, (path, canary)
+    # positive control: the seeded values are there for the roles that may see them
+    seen = httpx.get(f"{server}/api/v1/incidents", headers=city["tokens"]["disp"]).text
+    assert "金丝雀纠纷描述" in seen
+    # and the restricted endpoints refuse the leader outright
+    for path in ("/api/v1/care-subjects?purpose=check", "/api/v1/incidents", "/maps/dispatch/data"):
+        assert httpx.get(server + path, headers=hdr).status_code == 403, path
