@@ -10,6 +10,9 @@ household imbalance (:mod:`gridmap.gridding_score`). Detached pieces go to the n
 the longest edge and badly scored neighbour pairs are re-cut (:mod:`gridmap.gridding_repair`).
 Last, single atoms move between neighbouring grids while that improves compactness, balance and
 length on the roads together (:mod:`gridmap.gridding_polish`).
+With :data:`LLOYD`, a copy also goes through capacity-constrained Lloyd steps on the atoms
+(:mod:`gridmap.gridding_lloyd`), repair and polishing, and replaces the polished grids only
+where it is no worse in balance and compactness and better on the polishing objective.
 Building units are indivisible: no unit point lies on a grid edge and no footprint is split.
 
 Work happens in a metric CRS (the caller projects; :func:`grid_community_wgs84` does it for WGS84
@@ -41,12 +44,13 @@ from shapely.geometry.base import BaseGeometry
 
 from gridmap.crs import metric_crs_for_geometry, to_metric, transform_geometry
 from gridmap.errors import InvalidInput
-from gridmap.gridding_atoms import ANGLE_STEP, UnitSet, union_atoms
+from gridmap.gridding_atoms import ANGLE_STEP, Atoms, UnitSet, union_atoms
 from gridmap.gridding_bisect import partition, refine
 from gridmap.gridding_blocks import build_atoms
+from gridmap.gridding_lloyd import copy_atoms, grid_figures, lloyd
 from gridmap.gridding_polish import polish
 from gridmap.gridding_quality import grid_quality, polsby_popper
-from gridmap.gridding_repair import fix_contiguity, merge_slivers
+from gridmap.gridding_repair import components, fix_contiguity, merge_slivers
 
 __all__ = [
     "DEFAULT_HOUSEHOLDS_PER_GRID",
@@ -61,6 +65,7 @@ DEFAULT_HOUSEHOLDS_PER_GRID = 250  # ≈ 280,000 households / 1,110 grids in Yic
 SLIVER_SHARE = 0.10  # a grid under this share of the target households is a sliver
 POLISH = True  # move single atoms between neighbouring grids after the repairs
 REFINE_PASSES = 2  # passes re-cutting neighbouring pairs after the recursive bisection
+LLOYD = True  # also try capacity-constrained Lloyd steps on the atoms; keep the better grids
 
 
 def _units(units: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -197,6 +202,27 @@ def _reading_order(geoms: list, scale: float) -> np.ndarray:
     return np.lexsort((-pts[:, 1], pts[:, 0], row))
 
 
+def _improve(
+    at: Atoms, leaves: list[np.ndarray], uset: UnitSet, small: float
+) -> tuple[Atoms, list[np.ndarray]]:
+    """Polish ``leaves``; with :data:`LLOYD`, also Lloyd-step, repair and polish a copy, and
+    keep it where it is no worse in balance and compactness and scores better overall."""
+    best = polish(at, leaves, small)
+    if not LLOYD:
+        return at, best
+    work = copy_atoms(at)
+    cand = fix_contiguity(work, lloyd(work, [lv.copy() for lv in leaves], uset))
+    if any(len(lv) == 0 or float(work.hh[lv].sum()) < small for lv in cand) or any(
+        len(components(work, lv)) > 1 for lv in cand
+    ):
+        return at, best
+    cand = polish(work, cand, small)
+    old, new = grid_figures(at, best), grid_figures(work, cand)
+    if new[0] > old[0] and new[1] <= old[1] + 1e-9 and new[2] >= old[2] - 1e-9:
+        return work, cand
+    return at, best
+
+
 def grid_community(
     community: BaseGeometry,
     units: Any,
@@ -270,7 +296,7 @@ def grid_community(
             leaves = merge_slivers(at, leaves, SLIVER_SHARE * k_target)
         if POLISH and len(leaves) > 1:
             small = SLIVER_SHARE * k_target if k_target is not None else 0.0
-            leaves = polish(at, leaves, small if total >= small else 0.0)
+            at, leaves = _improve(at, leaves, uset, small if total >= small else 0.0)
         for lv in leaves:
             geom = union_atoms([at.geoms[a] for a in lv])
             geoms.append(geom)
