@@ -78,7 +78,10 @@ def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd
     rows = (
         session.execute(
             text("""
-        SELECT p.id AS person_id, p.name, po.grid_code AS grid, p.roles,
+        SELECT p.id AS person_id, p.name,
+               (SELECT po.grid_code FROM posting po WHERE po.person_id = p.id
+                  AND po.role = 'mediator' AND po.valid_to IS NULL
+                ORDER BY po.id LIMIT 1) AS grid, p.roles,
                ST_X(coalesce(p.position, p.home)) AS lon, ST_Y(coalesce(p.position, p.home)) AS lat,
                CASE WHEN EXISTS (SELECT 1 FROM dispatch_assignment a WHERE a.person_id = p.id
                                  AND a.status = ANY(:hold)) THEN 'busy' ELSE p.status END
@@ -88,8 +91,6 @@ def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd
                p.caseload_cap,
                CASE WHEN p.position IS NULL THEN now() ELSE p.position_at END AS position_at
         FROM person p
-        LEFT JOIN posting po ON po.person_id = p.id AND po.role = 'mediator'
-             AND po.valid_to IS NULL
         WHERE p.roles LIKE '%mediator%' AND coalesce(p.position, p.home) IS NOT NULL
           AND ST_DWithin(coalesce(p.position, p.home)::geography,
                          ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :r)
@@ -99,7 +100,7 @@ def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd
                 "open": list(OPEN_CASE),
                 "lon": lon,
                 "lat": lat,
-                "r": radius_m * 2,
+                "r": radius_m * 1.2,
             },
         )
         .mappings()

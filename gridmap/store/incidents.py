@@ -134,10 +134,21 @@ def locate(
     near = (
         session.execute(
             text(f"""
-        SELECT g.code FROM grid g WHERE {cond} AND g.code <> :code AND ST_DWithin(
-            g.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :d)
+        SELECT g.code FROM grid g WHERE {cond} AND g.code <> :code
+          AND g.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :dx, :dy)
+          AND ST_DWithin(g.geom::geography,
+                         ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :d)
         ORDER BY g.code"""),
-            {"lon": lon, "lat": lat, "at": at, "code": hit["grid"], "d": near_m},
+            # the box prefilter lets the GiST index work (a geography cast alone cannot)
+            {
+                "lon": lon,
+                "lat": lat,
+                "at": at,
+                "code": hit["grid"],
+                "d": near_m,
+                "dx": 1.5 * near_m / (111_320.0 * max(math.cos(math.radians(lat)), 0.01)),
+                "dy": 1.5 * near_m / 110_574.0,
+            },
         )
         .scalars()
         .all()
@@ -447,9 +458,17 @@ def transition(
     """
     inc = _lock_incident(session, incident_id)
     before = inc["status"]
-    check_transition(before, to)
-    if to == "reported" and inc["status"] in HOLDS_MEDIATOR:
-        _end_assignment(session, incident_id, "declined" if decline else "cancelled")
+    try:
+        check_transition(before, to)
+    except InvalidInput as exc:
+        if exc.code != "illegal-transition":
+            raise
+        # the move conflicts with the incident's current state (often: someone else moved it
+        # first), which is a 409, not a malformed request
+        raise ConflictError(exc.message, code="illegal-transition", details=exc.details) from exc
+    if to == "reported":  # back to the queue: nobody is attached any more
+        if inc["status"] in HOLDS_MEDIATOR:
+            _end_assignment(session, incident_id, "declined" if decline else "cancelled")
         session.execute(
             text("UPDATE incident SET mediator_id = NULL WHERE id = :i"), {"i": incident_id}
         )

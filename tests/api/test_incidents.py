@@ -305,7 +305,7 @@ def test_recommend_dispatch_and_lifecycle(city: dict[str, Any], server: str) -> 
         json={"to": "on_site"},
         headers=hdr,
     )
-    assert illegal.status_code == 422 and illegal.json()["type"].endswith("illegal-transition")
+    assert illegal.status_code == 409 and illegal.json()["type"].endswith("illegal-transition")
     with city["engine"].connect() as conn:
         events = conn.execute(
             text(
@@ -556,3 +556,25 @@ def test_canary_never_reaches_a_leader(
     # and the restricted endpoints refuse the leader outright
     for path in ("/api/v1/care-subjects?purpose=check", "/api/v1/incidents", "/maps/dispatch/data"):
         assert httpx.get(server + path, headers=hdr).status_code == 403, path
+
+
+def test_reopened_incident_has_no_mediator_and_races_are_409(
+    city: dict[str, Any], server: str
+) -> None:
+    hdr = city["tokens"]["disp"]
+    c = city["geoms"][5].representative_point()
+    inc = report(server, city, c.x, c.y)
+    ref = inc["public_id"]
+    assert httpx.post(f"{server}/api/v1/incidents/{ref}/dispatch", headers=hdr).status_code == 200
+    first = httpx.post(
+        f"{server}/api/v1/incidents/{ref}/transitions", json={"to": "cancelled"}, headers=hdr
+    )
+    second = httpx.post(
+        f"{server}/api/v1/incidents/{ref}/transitions", json={"to": "cancelled"}, headers=hdr
+    )
+    assert first.status_code == 200 and second.status_code == 409
+    reopened = httpx.post(
+        f"{server}/api/v1/incidents/{ref}/transitions", json={"to": "reported"}, headers=hdr
+    )
+    assert reopened.status_code == 200
+    assert reopened.json()["mediator_id"] is None and reopened.json()["mediator_name"] is None
