@@ -33,6 +33,12 @@ PURE = [
     "gridmap.scenario_households",
     "gridmap.scenario_power",
     "gridmap.scenario_partition",
+    "gridmap.gridding_lloyd",
+    "gridmap.gridding_polish",
+    "gridmap.disclosure",
+    "gridmap.stats",
+    "gridmap.render",
+    "gridmap.osm_roads",
 ]
 FORBIDDEN = ["fastapi", "starlette", "sqlalchemy", "geoalchemy2", "folium"]
 
