@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(database_url(settings), settings.statement_timeout_ms)
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
+    app.state.signing_key = settings.signing_key()  # read once, not per request
+    app.state.user_cache = {}
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 

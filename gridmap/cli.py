@@ -591,7 +591,9 @@ def token_cmd(
 # -- serving -------------------------------------------------------------------------------------
 @app.command("serve")
 def serve(
-    host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes (one per core is typical)")] = 1,
 ) -> None:
     """Serve the API and pages (foreground)."""
     import uvicorn
@@ -599,11 +601,21 @@ def serve(
     from api import create_app
 
     try:
-        application = create_app(get_settings())
+        application = create_app(get_settings())  # fail early and clearly on a bad setup
     except GridmapError as exc:
         _fail(exc)
         return
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    if workers > 1:  # each worker builds its own app from the same environment
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+    else:
+        uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command("demo")

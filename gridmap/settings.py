@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         description='JSON such as {"mediator": {"min": 1, "max": 3}, '
         '"care_ratio": 5}; unset roles keep the Yichang defaults',
     )
+    user_cache_s: float = 5.0  # how long a token check may rely on a cached user row
     login_max_failures: int = 5
     login_window_s: float = 300.0
     id_number_key: str | None = Field(default=None, description="hex, 32 bytes")
