@@ -33,6 +33,7 @@ __all__ = [
     "get_incident",
     "list_incidents",
     "locate",
+    "possible_duplicates",
     "to_wgs84_point",
     "transition",
 ]
@@ -230,7 +231,35 @@ def create_incident(
         public_id,
         after={"grid": where["grid"], "category": code},
     )
-    return get_incident(session, public_id)
+    out = get_incident(session, public_id)
+    out["possible_duplicates"] = possible_duplicates(session, row.id)
+    return out
+
+
+def possible_duplicates(
+    session: Session, incident_id: int, *, radius_m: float = 50.0, hours: float = 24.0
+) -> list[str]:
+    """Open incidents of the same category within ``radius_m`` and ``hours`` of this one: a
+    hint for the dispatcher (the same quarrel reported twice), never merged automatically."""
+    return list(
+        session.execute(
+            text("""
+        SELECT o.public_id FROM incident i JOIN incident o
+          ON o.id <> i.id AND o.category = i.category
+         AND o.status NOT IN ('closed', 'cancelled', 'resolved', 'failed')
+         AND o.created_at > i.created_at - make_interval(secs => :h * 3600)
+         AND o.geom && ST_Expand(i.geom, :dx, :dy)
+         AND ST_DWithin(o.geom::geography, i.geom::geography, :r)
+        WHERE i.id = :i ORDER BY o.created_at DESC LIMIT 20"""),
+            {
+                "i": incident_id,
+                "h": hours,
+                "r": radius_m,
+                "dx": 2 * radius_m / 95_000.0,
+                "dy": 2 * radius_m / 110_000.0,
+            },
+        ).scalars()
+    )
 
 
 _INCIDENT_SQL = """

@@ -578,3 +578,15 @@ def test_reopened_incident_has_no_mediator_and_races_are_409(
     )
     assert reopened.status_code == 200
     assert reopened.json()["mediator_id"] is None and reopened.json()["mediator_name"] is None
+
+
+def test_duplicate_hint(city: dict[str, Any], server: str) -> None:
+    c = city["geoms"][3].representative_point()
+    first = report(server, city, c.x, c.y, category="邻里纠纷")
+    near = report(server, city, c.x + 0.0002, c.y, category="邻里纠纷")  # ~19 m east
+    other = report(server, city, c.x + 0.0002, c.y, category="劳动争议")
+    far = report(server, city, c.x + 0.002, c.y, category="邻里纠纷")  # ~190 m
+    assert first["possible_duplicates"] == []
+    assert near["possible_duplicates"] == [first["public_id"]]
+    assert other["possible_duplicates"] == []
+    assert first["public_id"] not in far["possible_duplicates"]
