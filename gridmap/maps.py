@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import folium
+import folium.features
 import folium.plugins
 import numpy as np
 import shapely
@@ -73,11 +74,10 @@ LOCAL_ASSETS: dict[str, str] = {
 }
 # The Folium plugins the pages use; each of their default_js/css entries must be vendored.
 PLUGINS: tuple[Any, ...] = (folium.plugins.VectorGridProtobuf, folium.plugins.HeatMap)
-_CDN: dict[str, str] = {  # CDN address → local copy, including links rendered outside defaults
-    "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js": LOCAL_ASSETS["d3"],
-    "https://d3js.org/d3.v3.min.js": LOCAL_ASSETS["d3"],
-}
-for _cls in (folium.Map, *PLUGINS):
+# CDN address → local copy, read from Folium's own defaults (never written here). Vega's list
+# carries the d3 address that branca's colour-map legends link outside the defaults.
+_CDN: dict[str, str] = {}
+for _cls in (folium.Map, *PLUGINS, folium.features.Vega):
     for _name, _url in [*_cls.default_js, *_cls.default_css]:
         if _url.startswith(("http:", "https:", "//")) and _name in LOCAL_ASSETS:
             _CDN[_url] = LOCAL_ASSETS[_name]

@@ -4,15 +4,7 @@ Offices send Excel workbooks with a merged title row over Chinese headers, CSV s
 dates in four styles and identity numbers that Excel has turned into floats. We read them all,
 report every problem per row (row numbers as the office sees them) and never guess an identity
 number: a float-corrupted 身份证号 is rejected with a message saying to format the column as text.
-
-Examples
---------
->>> id_check_digit("11010519491231002")
-'X'
->>> protect_id_number("11010519491231002X", b"k" * 32)[1]
-'110105********002X'
->>> parse_date("2023年1月5日"), parse_date(44931)
-(datetime.date(2023, 1, 5), datetime.date(2023, 1, 5))
+Identity-number and date helpers live in :mod:`gridmap.idnumbers` (re-exported here).
 """
 
 from __future__ import annotations

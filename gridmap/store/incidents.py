@@ -299,26 +299,17 @@ def list_incidents(
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Incidents filtered as Open311 and dispatchers need, newest first."""
-    where: list[str] = ["TRUE"]
+    filters: list[tuple[Any, str, str]] = [  # (value, condition on :name, name)
+        (status, "i.status = ANY(:status)", "status"),
+        (service, "i.service_code = ANY(:service)", "service"),
+        (start, "i.created_at >= :start", "start"),
+        (end, "i.created_at <= :end", "end"),
+        (scope + "%" if scope else None, "i.grid_code LIKE :scope", "scope"),
+        (ids, "i.public_id = ANY(:ids)", "ids"),
+    ]
+    where = ["TRUE"] + [cond for value, cond, _ in filters if value]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if status:
-        where.append("i.status = ANY(:status)")
-        params["status"] = status
-    if service:
-        where.append("i.service_code = ANY(:service)")
-        params["service"] = service
-    if start:
-        where.append("i.created_at >= :start")
-        params["start"] = start
-    if end:
-        where.append("i.created_at <= :end")
-        params["end"] = end
-    if scope:
-        where.append("i.grid_code LIKE :scope")
-        params["scope"] = scope + "%"
-    if ids:
-        where.append("i.public_id = ANY(:ids)")
-        params["ids"] = ids
+    params.update({name: value for value, _, name in filters if value})
     rows = (
         session.execute(
             text(
