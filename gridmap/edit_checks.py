@@ -45,6 +45,7 @@ def _piece_problems(grids: gpd.GeoDataFrame) -> list[Problem]:
             )
             continue
         parts = sorted(shapely.get_parts(geom), key=lambda p: -p.area)
+        parts = parts[:1] + [p for p in parts[1:] if p.area > OVERLAP_M2]  # debris is no piece
         if len(parts) > 1:
             loc = to_lonlat(parts[1].representative_point(), crs)
             problems.append(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from gridmap import editing
 from gridmap.crs import metric_crs_for_geometry, to_metric, transform_geometry
-from gridmap.edit_checks import problems_json, validate
+from gridmap.edit_checks import OVERLAP_M2, problems_json, validate
 from gridmap.errors import ConflictError, InvalidInput, NotFound, ValidationFailed
 from gridmap.store.areas import record_audit
 from gridmap.store.grids import _roads
@@ -395,7 +395,8 @@ def _community_of(session: Session, vid: int, params: dict[str, Any]) -> int:
 def _metric(geom: BaseGeometry, crs: str) -> BaseGeometry:
     if geom is None or not isinstance(geom, BaseGeometry) or geom.is_empty:
         raise InvalidInput("missing or empty geometry", code="empty-geometry")
-    return to_metric(geom, crs)
+    out = to_metric(geom, crs)
+    return out if out.is_valid else shapely.make_valid(out)
 
 
 def _run(c: _Community, op: str, p: dict[str, Any]) -> editing.Edit:
@@ -448,9 +449,71 @@ def _replace_rows(session: Session, vid: int, drop: list[str], add: list[dict[st
         )
 
 
-def _wgs84(geom: BaseGeometry, crs: str) -> BaseGeometry:
-    out = transform_geometry(geom, crs, "wgs84")
-    return out if out.is_valid else editing._clean(shapely.make_valid(out))
+def _wgs84(geom: BaseGeometry, crs: str | None, code: str) -> BaseGeometry:
+    """Back to lon/lat for storage, still valid (the table's CHECK would refuse it otherwise)."""
+    out = geom if crs is None else transform_geometry(geom, crs, "wgs84")
+    parts = shapely.get_parts(out if out.is_valid else shapely.make_valid(out))
+    parts = [p for p in parts if p.geom_type == "Polygon" and p.area > CRUMB_DEG2]
+    if len(parts) != len(shapely.get_parts(out)) or not out.is_valid:
+        out = shapely.union_all(parts) if parts else shapely.Polygon()
+    if not out.is_valid or out.is_empty:
+        raise InvalidInput(
+            f"grid {code} would not be a valid polygon in lon/lat ({shapely.is_valid_reason(out)})",
+            code="invalid-geometry",
+        )
+    return out
+
+
+CRUMB_DEG2 = 1e-12  # ≈ 0.01 m² in lon/lat: polygon crumbs below this are overlay debris
+NODE_M = 0.001  # a vertex within 1 mm of a neighbour's edge is inserted into that edge
+
+
+def _lonlat_grids(
+    edit: editing.Edit, crs: str, stored: dict[str, dict[str, Any]]
+) -> tuple[dict[str, BaseGeometry], set[str]]:
+    """Every grid of the community in lon/lat, and the codes whose stored rows must change.
+
+    Edited grids are first noded with their neighbours in metres: a vertex of one lying on the
+    other's edge is inserted into that edge (``shapely.snap``). A straight edge in metres is
+    not straight in lon/lat (≈ 5 mm off over 650 m here), so a T-junction left in place would
+    open square metres of overlap or gap once stored and projected again. Untouched grids
+    that gain a vertex are rewritten too; the others stay exactly as stored.
+    """
+    metric = {str(k): g for k, g in zip(edit.grids["code"], edit.grids.geometry, strict=True)}
+    rewrite = {c for c in metric if c in edit.touched}
+    for code in sorted(rewrite):
+        x = metric[code]
+        for other in sorted(metric):
+            n = metric[other]
+            if other == code or not n.buffer(NODE_M).intersects(x):
+                continue
+            noded = shapely.snap(n, x, NODE_M)
+            if shapely.get_num_coordinates(noded) != shapely.get_num_coordinates(n):
+                metric[other] = noded
+                rewrite.add(other)
+            x = shapely.snap(x, metric[other], NODE_M)
+        metric[code] = x
+    placed = {
+        k: _wgs84(metric[k], crs, k)
+        if k in rewrite
+        else shapely.from_wkb(bytes.fromhex(stored[k]["wkb"]))
+        for k in metric
+    }
+    # Near-coincident vertices (rounded client input) can still leave a hair of overlap once
+    # projected back; trimming the edited grid by its neighbour turns it into a hair of gap,
+    # which the partition rule tolerates (gaps up to 1 m², overlaps only to 0.01 m²).
+    for code in sorted(rewrite):
+        for other in sorted(placed):
+            if other == code or not placed[other].intersects(placed[code]):
+                continue
+            hair = shapely.intersection(
+                shapely.make_valid(to_metric(placed[code], crs)),
+                shapely.make_valid(to_metric(placed[other], crs)),
+            ).area
+            if hair > OVERLAP_M2 / 10:
+                trimmed = shapely.difference(placed[code], placed[other])
+                placed[code] = _wgs84(trimmed, None, code)
+    return placed, rewrite
 
 
 def apply_operation(
@@ -465,7 +528,12 @@ def apply_operation(
     _hold(session, draft, user)
     cid = _community_of(session, version_id, params)
     c = _Community(session, version_id, cid)
-    edit = _run(c, op, params)
+    try:
+        edit = _run(c, op, params)
+    except shapely.errors.GEOSException as exc:  # degenerate input GEOS cannot overlay
+        raise InvalidInput(
+            f"{op}: the geometry cannot be processed ({exc}); simplify it", code="geometry-error"
+        ) from None
     problems = validate(edit.grids, c.geom, c.code, c.units)
     if problems:
         raise ValidationFailed(
@@ -481,11 +549,24 @@ def apply_operation(
     before = {
         r["code"]: r for r in _rows(session, version_id, list(edit.grids["code"]) + edit.retired)
     }
+    lonlat, rewrite = _lonlat_grids(edit, c.crs, before)
+    # projected back, a valid lon/lat ring may fold at the millimetre scale: repair that
+    # before measuring overlaps and gaps (the table checks validity in lon/lat)
+    stored = edit.grids.set_geometry(
+        [shapely.make_valid(to_metric(lonlat[k], c.crs)) for k in edit.grids["code"]], crs=c.crs
+    )
+    problems = validate(stored, c.geom, c.code, c.units)  # what the table will really hold
+    if problems:
+        raise ValidationFailed(
+            f"{op} refused once stored in lon/lat: {problems[0].message}",
+            code="edit-invalid",
+            details=problems_json(problems),
+        )
     added = []
-    for i, (code, geom) in enumerate(zip(edit.grids["code"], edit.grids.geometry, strict=True)):
+    for i, code in enumerate(edit.grids["code"]):
         counts = (round(hh[i]), round(res[i]))
         old = before.get(code)
-        if code not in edit.touched and old and (old["households"], old["population"]) == counts:
+        if code not in rewrite and old and (old["households"], old["population"]) == counts:
             continue
         added.append(
             {
@@ -494,7 +575,7 @@ def apply_operation(
                 "kind": c.kinds.get(code, "residential"),
                 "households": counts[0],
                 "population": counts[1],
-                "wkb": shapely.to_wkb(_wgs84(geom, c.crs), hex=True),
+                "wkb": shapely.to_wkb(lonlat[code], hex=True),
             }
         )
     codes = sorted({a["code"] for a in added} | set(edit.retired))
