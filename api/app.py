@@ -15,11 +15,13 @@ from api.routers import (
     areas,
     auth,
     dashboard,
+    exports,
     field,
     grids,
     health,
     incidents,
     maps,
+    ogc,
     open311,
     records,
     staffing,
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboard,
         field,
         records,
+        ogc,
+        exports,
     ):
         app.include_router(module.router)
     app.add_middleware(
