@@ -9,8 +9,9 @@ feature exactly once.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -30,6 +31,7 @@ from gridmap.store.features import (
 )
 
 router = APIRouter(prefix="/ogc", tags=["ogc"])
+F = TypeVar("F", bound=Callable[..., Any])
 
 JSON, GEOJSON = "application/json", "application/geo+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -39,7 +41,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 READ_ONLY = "GET, HEAD, OPTIONS"
-GET_HEAD = ["GET", "HEAD"]
 
 CollectionId = Annotated[
     str, Path(pattern=r"^[a-z][a-z0-9-]{0,39}$", description="collection id, e.g. grids")
@@ -115,11 +116,23 @@ def allow_header(coll: Collection, user: User, *, item: bool) -> str:
 EDITS_ENABLED = False  # switched on by api.routers.ogc_edit once draft editing is available
 
 
+def get_and_head(path: str, **kwargs: Any) -> Callable[[F], F]:
+    """Register a GET route and its HEAD twin (same guard; HEAD kept out of the OpenAPI
+    document so operation ids stay unique)."""
+
+    def register(fn: F) -> F:
+        router.add_api_route(path, fn, methods=["GET"], **kwargs)
+        router.add_api_route(path, fn, methods=["HEAD"], include_in_schema=False, **kwargs)
+        return fn
+
+    return register
+
+
 def _json(body: Any, mtype: str = JSON, **headers: str) -> JSONResponse:
     return JSONResponse(body, media_type=mtype, headers=headers or None)
 
 
-@router.api_route("", methods=GET_HEAD, **permission("ogc.read"))
+@get_and_head("", **permission("ogc.read"))
 def landing(request: Request, user: CurrentUser, f: Format = None) -> JSONResponse:
     """Landing page: links to the API description, conformance and the collections."""
     return _json(
@@ -141,7 +154,7 @@ def landing(request: Request, user: CurrentUser, f: Format = None) -> JSONRespon
     )
 
 
-@router.api_route("/conformance", methods=GET_HEAD, **permission("ogc.read"))
+@get_and_head("/conformance", **permission("ogc.read"))
 def conformance(user: CurrentUser, f: Format = None) -> JSONResponse:
     """Conformance classes implemented (Part 4 classes once draft editing is wired)."""
     classes = CONFORMANCE + (PART4_CONFORMANCE if EDITS_ENABLED else [])
@@ -175,7 +188,7 @@ def _describe(request: Request, session: Any, coll: Collection, user: User) -> d
     return out
 
 
-@router.api_route("/collections", methods=GET_HEAD, **permission("ogc.read"))
+@get_and_head("/collections", **permission("ogc.read"))
 def collections(
     request: Request, session: SessionDep, user: CurrentUser, f: Format = None
 ) -> JSONResponse:
@@ -189,7 +202,7 @@ def collections(
     )
 
 
-@router.api_route("/collections/{collection_id}", methods=GET_HEAD, **permission("ogc.read"))
+@get_and_head("/collections/{collection_id}", **permission("ogc.read"))
 def collection(
     collection_id: CollectionId,
     request: Request,
@@ -202,11 +215,7 @@ def collection(
     return _json(_describe(request, session, coll, user))
 
 
-@router.api_route(
-    "/collections/{collection_id}/items",
-    methods=GET_HEAD,
-    **permission("ogc.read", ok=GEOJSON_OK),
-)
+@get_and_head("/collections/{collection_id}/items", **permission("ogc.read", ok=GEOJSON_OK))
 def items(
     collection_id: CollectionId,
     request: Request,
@@ -250,10 +259,8 @@ def items(
     return _json(body, mtype, **{"Content-Crs": f"<{CRS84}>"})
 
 
-@router.api_route(
-    "/collections/{collection_id}/items/{feature_id}",
-    methods=GET_HEAD,
-    **permission("ogc.read", ok=GEOJSON_OK),
+@get_and_head(
+    "/collections/{collection_id}/items/{feature_id}", **permission("ogc.read", ok=GEOJSON_OK)
 )
 def item(
     collection_id: CollectionId,
