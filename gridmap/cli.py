@@ -324,11 +324,11 @@ def grid_publish(
 ) -> None:
     """Make a draft the current grids of its communities."""
     from gridmap.store.db import session_scope
-    from gridmap.store.grids import publish_version
+    from gridmap.store.history import publish_draft
 
     try:
         with session_scope(_engine(get_settings())) as s:
-            vid = publish_version(s, version, user=user)
+            vid = publish_draft(s, version, user=user, scope=None)
     except GridmapError as exc:
         _fail(exc)
         return

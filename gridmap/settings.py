@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,11 @@ from gridmap.errors import InvalidInput
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class GeometryCaps(TypedDict):
+    max_vertices: int
+    max_rings: int
 
 
 class Settings(BaseSettings):
@@ -38,6 +43,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_bytes: int = 64 * 1024 * 1024  # bulk locate: 1 M points as CSV ≈ 25 MB
     max_page_size: int = 5_000
+    max_vertices: int = 20_000  # per submitted geometry (a grid has a few hundred)
+    max_rings: int = 200  # per submitted geometry
+    draft_lock_minutes: int = 120  # a planner's hold on communities in a draft
 
     # authentication: the signing key lives in data_dir/secret.key unless given
     secret_key: str | None = None
@@ -71,6 +79,10 @@ class Settings(BaseSettings):
     @property
     def secret_path(self) -> Path:
         return self.data_dir / "secret.key"
+
+    def geometry_caps(self) -> GeometryCaps:
+        """Vertex and ring caps for submitted geometries (see ``gridmap.geojson_in``)."""
+        return {"max_vertices": self.max_vertices, "max_rings": self.max_rings}
 
     def signing_key(self) -> str:
         """The JWT signing key; created once (0600) so tokens survive restarts."""

@@ -68,6 +68,9 @@ PROBLEM_KINDS = (
     "outside-parent",
     "sibling-overlap",
     "coverage-gap",
+    "non-contiguous",
+    "empty-grid",
+    "building-split",
 )
 
 _OUTSIDE_MIN_AREA = 0.01  # m²; below this a "part outside" is floating-point noise

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.routers import GEOJSON_OK, permission
-from gridmap.store.grids import grids_geojson, publish_version, run_gridding, select_communities
+from gridmap.store.grids import grids_geojson, run_gridding, select_communities
+from gridmap.store.history import parse_at, publish_draft
 
 router = APIRouter(prefix="/api/v1", tags=["grids"])
 CodeQ = Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")]
@@ -62,7 +63,7 @@ def gridding(body: GriddingRequest, session: SessionDep, user: CurrentUser) -> d
 @router.post("/grid-versions/{version_id}/publish", **permission("grids.publish"))
 def publish(version_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """Make a draft the current grids of its communities."""
-    vid = publish_version(session, version_id, user=user.name, scope=user.area)
+    vid = publish_draft(session, version_id, user=user.name, scope=user.area)
     session.commit()
     return {"version": vid, "status": "published"}
 
@@ -76,10 +77,19 @@ def grids(
     version: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
+    at: Annotated[
+        str | None, Query(max_length=40, description="ISO 8601 time: grids as of then")
+    ] = None,
 ) -> JSONResponse:
-    """Current grids (or those of one version) as GeoJSON, within the caller's scope."""
+    """Current grids (or one version's, or those valid at ``at``) as GeoJSON, in scope."""
     limit = min(limit or settings.max_page_size, settings.max_page_size)
     body = grids_geojson(
-        session, community=community, version=version, scope=user.area, limit=limit, offset=offset
+        session,
+        community=community,
+        version=version,
+        scope=user.area,
+        limit=limit,
+        offset=offset,
+        at=parse_at(at) if at else None,
     )
     return JSONResponse(body, media_type="application/geo+json")

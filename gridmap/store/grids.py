@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -251,15 +252,19 @@ def grids_geojson(
     scope: str | None = None,
     limit: int = 5000,
     offset: int = 0,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Current grids (or one version's) as a FeatureCollection, within the caller's scope."""
+    """Current grids (one version's, or those valid at ``at``) as a FeatureCollection, in scope."""
     where = ["TRUE"]
     params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if version is None:
-        where.append("g.valid_from IS NOT NULL AND g.valid_to IS NULL")
-    else:
+    if at is not None:
+        where.append("g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)")
+        params["at"] = at
+    if version is not None:
         where.append("g.version_id = :version")
         params["version"] = version
+    elif at is None:
+        where.append("g.valid_from IS NOT NULL AND g.valid_to IS NULL")
     for i, prefix in enumerate(p for p in (community, scope) if p):
         where.append(f"g.code LIKE :p{i}")
         params[f"p{i}"] = prefix.replace("%", "") + "%"

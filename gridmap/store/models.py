@@ -173,6 +173,41 @@ class Grid(Base):
     )
 
 
+class DraftLock(Base):
+    """A planner's hold on a community while editing it in a draft; others get 409 until expiry."""
+
+    __tablename__ = "draft_lock"
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("area.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("grid_version.id", ondelete="CASCADE"), index=True
+    )
+    locked_by: Mapped[str] = mapped_column(String(64))
+    locked_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DraftOp(Base):
+    """One edit of a draft: the grid rows it removed and added, so it can be undone and redone."""
+
+    __tablename__ = "draft_op"
+    __table_args__ = (
+        CheckConstraint(_in("state", ("done", "undone")), name="state"),
+        Index("uq_draft_op_seq", "version_id", "seq", unique=True),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("grid_version.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    removed: Mapped[list[Any]] = mapped_column(JSONB)
+    added: Mapped[list[Any]] = mapped_column(JSONB)
+    state: Mapped[str] = mapped_column(String(8), server_default="done")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()
+
+
 class HouseholdUnit(Base):
     """A building or address point with household and resident counts. No names here."""
 
