@@ -23,6 +23,7 @@ from api.routers import (
     incidents,
     maps,
     ogc,
+    ogc_edit,
     open311,
     records,
     staffing,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         field,
         records,
         ogc,
+        ogc_edit,
         exports,
     ):
         app.include_router(module.router)

@@ -1,4 +1,5 @@
-"""OGC API – Features (Part 1 core + GeoJSON + OAS 3.0) at ``/ogc``, for QGIS and GDAL.
+"""OGC API – Features (Part 1 core + GeoJSON + OAS 3.0) at ``/ogc``, for QGIS and GDAL;
+Part 4 edits of draft collections live in :mod:`api.routers.ogc_edit`.
 
 Same bearer token as the rest of the API; every collection and item is limited to the caller's
 area and role (incidents only for roles that read incidents, drafts only for editors). Paging
@@ -39,6 +40,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 READ_ONLY = "GET, HEAD, OPTIONS"
 
@@ -108,12 +112,9 @@ def link(href: str, rel: str, mtype: str, title: str) -> dict[str, str]:
 
 def allow_header(coll: Collection, user: User, *, item: bool) -> str:
     """Methods the caller may use here; QGIS reads this to decide whether a layer is editable."""
-    if coll.editable and allowed("ogc.write", user.role) and EDITS_ENABLED:
+    if coll.editable and allowed("ogc.write", user.role):
         return READ_ONLY + (", PUT, PATCH, DELETE" if item else ", POST")
     return READ_ONLY
-
-
-EDITS_ENABLED = False  # switched on by api.routers.ogc_edit once draft editing is available
 
 
 def get_and_head(path: str, **kwargs: Any) -> Callable[[F], F]:
@@ -156,16 +157,8 @@ def landing(request: Request, user: CurrentUser, f: Format = None) -> JSONRespon
 
 @get_and_head("/conformance", **permission("ogc.read"))
 def conformance(user: CurrentUser, f: Format = None) -> JSONResponse:
-    """Conformance classes implemented (Part 4 classes once draft editing is wired)."""
-    classes = CONFORMANCE + (PART4_CONFORMANCE if EDITS_ENABLED else [])
-    return _json({"conformsTo": classes})
-
-
-PART4_CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
-    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
-    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
-]
+    """Conformance classes implemented (Part 4 transactions apply to draft collections)."""
+    return _json({"conformsTo": CONFORMANCE})
 
 
 def _describe(request: Request, session: Any, coll: Collection, user: User) -> dict[str, Any]:

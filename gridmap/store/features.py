@@ -76,7 +76,7 @@ def _may_see_incidents(role: str) -> bool:
 
 
 def _may_see_drafts(role: str) -> bool:
-    return allowed("ogc.write", role)
+    return allowed("drafts.read", role)
 
 
 def _drafts(session: Session, scope: str | None) -> list[Collection]:
