@@ -73,7 +73,7 @@ def _check_properties(feature: dict[str, Any], current: dict[str, Any] | None) -
             f"unknown properties: {', '.join(unknown)[:200]}", code="unknown-property"
         )
     for key in sorted(FIXED & props.keys()):
-        if current is not None and props[key] != current[key]:
+        if current is not None and props[key] is not None and props[key] != current[key]:
             raise InvalidInput(
                 f"property {key} cannot be changed here (only the geometry is editable)",
                 code="read-only-property",

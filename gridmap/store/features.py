@@ -115,7 +115,8 @@ def get_collection(session: Session, cid: str, *, role: str, scope: str | None) 
     if cid.startswith(DRAFT_PREFIX):
         found = [c for c in _drafts(session, scope) if c.id == cid] if _may_see_drafts(role) else []
     else:
-        found = [c for c in list_collections(session, role=role, scope=None) if c.id == cid]
+        found = [c for c in _STATIC if c.id == cid]
+        found = [c for c in found if c.kind != "incident" or _may_see_incidents(role)]
     if not found:
         raise NotFound(f"no collection {cid!r}", code="collection-not-found")
     return found[0]
@@ -244,10 +245,12 @@ def export_frame(
     version: int | None = None,
     community: str | None = None,
     level: str | None = None,
+    drafts: bool = False,
 ) -> gpd.GeoDataFrame:
     """Grids (current, one version, or one community's) or areas of a level as a WGS84 frame.
 
-    Only public properties: codes, names of areas, kinds and counts; never people.
+    Only public properties: codes, names of areas, kinds and counts; never people. A draft
+    version's grids (never valid) come out only with ``drafts``.
     """
     if what == "areas":
         coll = Collection(f"{level}s", "", "", "area", level)
@@ -256,7 +259,10 @@ def export_frame(
     else:
         coll = Collection("grids", "", "", "grid")
     q = _query(coll, scope, None, "ST_AsBinary({g})")
-    tail = " AND g.code LIKE :community ORDER BY 1" if community else " ORDER BY 1"
+    tail = " AND g.code LIKE :community" if community else ""
+    if version is not None and not drafts:
+        tail += " AND g.valid_from IS NOT NULL"
+    tail += " ORDER BY 1"
     rows = q.rows(session, tail, community=_like(community)).all()
     if what == "grids":
         cols = ["code", "community", "comm_name", "kind", "households", "population"]
@@ -282,6 +288,7 @@ def audited_export(
     version: int | None = None,
     community: str | None = None,
     level: str | None = None,
+    role: str = "",
 ) -> gpd.GeoDataFrame:
     """The rows to export, with an audit record of who took what and why (in the caller's
     transaction: the caller commits before handing out the file)."""
@@ -289,7 +296,13 @@ def audited_export(
     if not purpose:
         raise InvalidInput("state the purpose of this export", code="purpose-required")
     gdf = export_frame(
-        session, what, scope=scope, version=version, community=community, level=level
+        session,
+        what,
+        scope=scope,
+        version=version,
+        community=community,
+        level=level,
+        drafts=_may_see_drafts(role),
     )
     if gdf.empty:
         raise NotFound(f"no {what} to export here", code="nothing-to-export")

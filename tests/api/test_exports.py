@@ -131,6 +131,8 @@ def test_version_community_level_and_scope(
     assert leader.status_code == 200
     _, comm = read_back(tmp_path, "shp", leader.content)
     assert list(comm["name"]) == ["测试社区"]
+    # drafts are for planners: a leader asking for one finds nothing
+    assert export(server, city, "grids", "leader", version=city["draft"]).status_code == 404
     # outside the caller's area: nothing to see
     assert export(server, city, "grids", "planner_wjg").status_code == 404
     assert export(server, city, "grids", community="420503001001").status_code == 404

@@ -239,6 +239,16 @@ def test_ogrinfo_lists_collections_and_reads_all_grids(city: dict[str, Any], ser
     got = re.findall(r"^\s+code \(String\) = (\d+)$", out.stdout, re.M)
     assert len(got) == n_db == N_PUBLISHED and sorted(got) == city["codes"]
     assert "测试社区" in out.stdout
+    box = shapely.box(*city["geoms"][city["codes"][0]].centroid.buffer(0.0005).bounds)
+    expected = sorted(c for c, g in city["geoms"].items() if g.intersects(box))
+    copy = subprocess.run(
+        ["ogr2ogr", "-f", "CSV", "/vsistdout/", src, "grids", "-spat", *map(str, box.bounds)],
+        env=gdal_env(city),
+        capture_output=True,
+        text=True,
+    )
+    assert copy.returncode == 0, copy.stderr
+    assert sorted(re.findall(r"^\"(\d{15})\",", copy.stdout, re.M)) == expected  # id first
     leader = subprocess.run(
         ["ogrinfo", "-ro", "-q", src], env=gdal_env(city, "leader"), capture_output=True, text=True
     )
