@@ -16,11 +16,14 @@ from api.routers import (
     auth,
     dashboard,
     drafts,
+    exports,
     field,
     grids,
     health,
     incidents,
     maps,
+    ogc,
+    ogc_edit,
     open311,
     records,
     staffing,
@@ -76,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dashboard,
         field,
         records,
+        ogc,
+        ogc_edit,
+        exports,
     ):
         app.include_router(module.router)
     app.add_middleware(

@@ -40,6 +40,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "maps.dispatch": frozenset({"admin", "dispatcher"}),
     "maps.incidents": frozenset({"admin", "leader"}),
     "maps.dashboard": frozenset({"admin", "leader"}),
+    # OGC API - Features (QGIS, GDAL): reads filtered by scope and role; Part 4 edits of drafts
+    "ogc.read": ALL_ROLES - {"volunteer"},
+    "ogc.write": frozenset({"admin", "planner"}),
+    # file exports (GeoJSON, GeoPackage, Shapefile, CSV): purpose required, audited
+    "exports.read": frozenset({"admin", "planner", "leader"}),
 }
 
 # operations that need no token at all

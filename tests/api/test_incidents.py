@@ -544,6 +544,11 @@ def test_canary_never_reaches_a_leader(
         "/dashboard",
         "/dashboard?format=csv",
         "/open311/v2/services.json",
+        "/ogc/collections",
+        "/ogc/collections/grids/items",
+        "/ogc/collections/communities/items",
+        "/api/v1/exports/grids?purpose=check&format=csv",
+        "/api/v1/exports/areas?level=community&purpose=check&format=geojson",
     ]
     for path in paths:
         r = httpx.get(server + path, headers=hdr, timeout=60)
@@ -556,6 +561,8 @@ def test_canary_never_reaches_a_leader(
     # and the restricted endpoints refuse the leader outright
     for path in ("/api/v1/care-subjects?purpose=check", "/api/v1/incidents", "/maps/dispatch/data"):
         assert httpx.get(server + path, headers=hdr).status_code == 403, path
+    # leaders never get exact incident points from the OGC API either
+    assert httpx.get(f"{server}/ogc/collections/incidents/items", headers=hdr).status_code == 404
 
 
 def test_reopened_incident_has_no_mediator_and_races_are_409(

@@ -39,6 +39,7 @@ PURE = [
     "gridmap.stats",
     "gridmap.render",
     "gridmap.osm_roads",
+    "gridmap.exports",
 ]
 FORBIDDEN = ["fastapi", "starlette", "sqlalchemy", "geoalchemy2", "folium"]
 
