@@ -1,10 +1,10 @@
-"""Planner drafts in PostGIS: open with a lock, apply validated edits, undo/redo, publish.
+"""Edits of planner drafts in PostGIS: apply validated edits, undo/redo, check a draft.
 
-A draft is a ``grid_version`` in status ``draft`` holding a copy of the published grids of the
-communities being edited; a ``draft_lock`` row per community keeps other planners out (409 with
-who and since) until it expires. Each edit runs the pure functions of :mod:`gridmap.editing`
-on one community in its metric CRS, and is written only when :func:`gridmap.edit_checks.validate`
-finds nothing wrong; ``draft_op`` keeps the rows it removed and added for undo and redo.
+Lifecycle and locks live in :mod:`gridmap.store.draft_locks` (re-exported here). Each edit
+runs the pure functions of :mod:`gridmap.editing` on one community in its metric CRS, and is
+written only when :func:`gridmap.edit_checks.validate` finds nothing wrong, both before and
+after the trip back to lon/lat; ``draft_op`` keeps the rows it removed and added for undo and
+redo.
 """
 
 from __future__ import annotations
@@ -16,21 +16,32 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Row, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap import editing
 from gridmap.crs import metric_crs_for_geometry, to_metric, transform_geometry
-from gridmap.edit_checks import OVERLAP_M2, problems_json, validate
+from gridmap.edit_checks import problems_json, validate
+from gridmap.edit_noding import lonlat_grids
 from gridmap.errors import ConflictError, InvalidInput, NotFound, ValidationFailed
 from gridmap.store.areas import record_audit
+from gridmap.store.draft_locks import (
+    LOCK_MINUTES,
+    check_no_foreign_locks,
+    discard_draft,
+    draft_info,
+    draft_row,
+    hold_locks,
+    open_draft,
+    release_locks,
+)
 from gridmap.store.grids import _roads
-from gridmap.store.models import GridVersion
 
 __all__ = [
     "LOCK_MINUTES",
     "OPERATIONS",
     "apply_operation",
+    "check_no_foreign_locks",
     "discard_draft",
     "draft_info",
     "draft_problems",
@@ -40,7 +51,6 @@ __all__ = [
     "undo",
 ]
 
-LOCK_MINUTES = 120
 OPERATIONS = (
     "split_line",
     "split_n",
@@ -51,238 +61,6 @@ OPERATIONS = (
     "create",
     "delete",
 )
-
-
-def _in_scope(code: str, scope: str | None) -> bool:
-    return scope is None or code.startswith(scope)
-
-
-def _locks(session: Session, community_ids: list[int]) -> list[Row[Any]]:
-    session.execute(text("DELETE FROM draft_lock WHERE expires_at < now()"))
-    return list(
-        session.execute(
-            text(
-                "SELECT l.community_id, a.code, l.version_id, l.locked_by, l.locked_at, "
-                "l.expires_at FROM draft_lock l JOIN area a ON a.id = l.community_id "
-                "WHERE l.community_id = ANY(:ids) ORDER BY a.code FOR UPDATE OF l"
-            ),
-            {"ids": community_ids},
-        ).all()
-    )
-
-
-def _locked_error(held: list[Row[Any]]) -> ConflictError:
-    first = held[0]
-    return ConflictError(
-        f"community {first.code} is being edited by {first.locked_by} since "
-        f"{first.locked_at:%Y-%m-%d %H:%M} UTC (draft {first.version_id}; the lock expires "
-        f"{first.expires_at:%H:%M} UTC)",
-        code="draft-locked",
-        details=[
-            {
-                "community": r.code,
-                "locked_by": r.locked_by,
-                "since": r.locked_at.isoformat(),
-                "expires": r.expires_at.isoformat(),
-                "draft": r.version_id,
-            }
-            for r in held
-        ],
-    )
-
-
-def check_no_foreign_locks(session: Session, community_ids: list[int], version_id: int) -> None:
-    """409 when another draft holds a lock on any of these communities (publish, rollback)."""
-    held = [r for r in _locks(session, community_ids) if r.version_id != version_id]
-    if held:
-        raise _locked_error(held)
-
-
-def open_draft(
-    session: Session,
-    communities: list[str],
-    *,
-    user: str,
-    scope: str | None,
-    note: str | None = None,
-    lock_minutes: int = LOCK_MINUTES,
-) -> dict[str, Any]:
-    """Open (or reopen) a draft of the current grids of ``communities``, locking them."""
-    codes = sorted(set(communities))
-    rows = session.execute(
-        text("SELECT id, code FROM area WHERE kind = 'community' AND code = ANY(:codes)"),
-        {"codes": codes},
-    ).all()
-    found = {r.code: int(r.id) for r in rows if _in_scope(r.code, scope)}
-    missing = [c for c in codes if c not in found]
-    if missing:
-        raise NotFound(f"community {missing[0]} not found", code="community-not-found")
-    ids = [found[c] for c in codes]
-    held = _locks(session, ids)
-    if foreign := [r for r in held if r.locked_by != user]:
-        raise _locked_error(foreign)
-    mine = {r.version_id for r in held}
-    if len(held) == len(ids) and len(mine) == 1:  # the same planner coming back to the draft
-        vid = mine.pop()
-        _refresh(session, vid, lock_minutes)
-        return draft_info(session, vid)
-    if held:
-        r = held[0]
-        raise ConflictError(
-            f"you already edit community {r.code} in draft {r.version_id}; publish or discard "
-            "it, or open exactly the same communities again",
-            code="draft-open",
-        )
-    counts: dict[int, int] = dict(
-        session.execute(
-            text(
-                "SELECT community_id, count(*) FROM grid WHERE community_id = ANY(:ids) "
-                "AND valid_from IS NOT NULL AND valid_to IS NULL GROUP BY community_id"
-            ),
-            {"ids": ids},
-        ).all()
-    )
-    if empty := [c for c in codes if not counts.get(found[c])]:
-        raise InvalidInput(
-            f"community {empty[0]} has no published grids to edit; run gridding first",
-            code="no-grids",
-        )
-    version = GridVersion(
-        status="draft", created_by=user, note=note, params={"kind": "edit", "communities": codes}
-    )
-    session.add(version)
-    session.flush()
-    vid = int(version.id)
-    session.execute(
-        text(
-            "INSERT INTO grid (version_id, code, community_id, kind, households, population, geom)"
-            " SELECT :vid, code, community_id, kind, households, population, geom FROM grid "
-            "WHERE community_id = ANY(:ids) AND valid_from IS NOT NULL AND valid_to IS NULL"
-        ),
-        {"vid": vid, "ids": ids},
-    )
-    taken = session.execute(
-        text(
-            "INSERT INTO draft_lock (community_id, version_id, locked_by, expires_at) "
-            "SELECT unnest(CAST(:ids AS int[])), :vid, :user, now() + make_interval(mins => :m) "
-            "ON CONFLICT (community_id) DO NOTHING RETURNING community_id"
-        ),
-        {"ids": ids, "vid": vid, "user": user, "m": lock_minutes},
-    ).all()
-    if len(taken) != len(ids):  # another planner locked one between our check and insert
-        raise ConflictError(
-            "another planner just opened one of these communities", code="draft-locked"
-        )
-    record_audit(
-        session, user, "drafts.open", "grid_version", str(vid), after={"communities": codes}
-    )
-    return draft_info(session, vid)
-
-
-def _refresh(session: Session, vid: int, minutes: int = LOCK_MINUTES) -> None:
-    session.execute(
-        text(
-            "UPDATE draft_lock SET expires_at = now() + make_interval(mins => :m) "
-            "WHERE version_id = :vid"
-        ),
-        {"vid": vid, "m": minutes},
-    )
-
-
-def _draft(session: Session, vid: int, scope: str | None, *, lock: bool = False) -> Row[Any]:
-    row = session.execute(
-        text(
-            "SELECT v.id, v.status, v.created_by, v.created_at, v.params, "
-            "array_agg(DISTINCT a.code) AS communities FROM grid_version v "
-            "JOIN grid g ON g.version_id = v.id JOIN area a ON a.id = g.community_id "
-            "WHERE v.id = :vid GROUP BY v.id"
-        ),
-        {"vid": vid},
-    ).first()
-    if row is None or not all(_in_scope(c, scope) for c in row.communities):
-        raise NotFound(f"draft {vid} not found", code="draft-not-found")
-    if row.status != "draft":
-        raise ConflictError(f"grid version {vid} is {row.status}, not a draft", code="not-a-draft")
-    if lock:
-        session.execute(
-            text("SELECT id FROM grid_version WHERE id = :vid FOR UPDATE"), {"vid": vid}
-        )
-    return row
-
-
-def _hold(session: Session, draft: Row[Any], user: str) -> None:
-    """The caller must hold this draft's locks; an expired lock is taken back if still free."""
-    ids = [
-        int(i)
-        for i in session.execute(
-            text("SELECT DISTINCT community_id FROM grid WHERE version_id = :vid"),
-            {"vid": draft.id},
-        ).scalars()
-    ]
-    held = _locks(session, ids)
-    if foreign := [r for r in held if r.version_id != draft.id or r.locked_by != user]:
-        raise _locked_error(foreign)
-    if len(held) < len(ids):
-        newer = session.execute(
-            text(
-                "SELECT count(*) FROM grid WHERE community_id = ANY(:ids) AND valid_to IS NULL "
-                "AND valid_from > :since"
-            ),
-            {"ids": ids, "since": draft.created_at},
-        ).scalar_one()
-        if newer:
-            raise ConflictError(
-                f"the grids of draft {draft.id} were published anew after it was opened and its "
-                "lock expired; discard it and open a new draft",
-                code="draft-stale",
-            )
-        session.execute(
-            text(
-                "INSERT INTO draft_lock (community_id, version_id, locked_by, expires_at) "
-                "SELECT unnest(CAST(:ids AS int[])), :vid, :user, now() "
-                "ON CONFLICT (community_id) DO NOTHING"
-            ),
-            {"ids": ids, "vid": draft.id, "user": user},
-        )
-    _refresh(session, int(draft.id))
-
-
-def draft_info(session: Session, vid: int, scope: str | None = None) -> dict[str, Any]:
-    """What a planner needs to resume: communities, lock, undo/redo depth, grid count."""
-    d = _draft(session, vid, scope)
-    lock = session.execute(
-        text(
-            "SELECT locked_by, min(locked_at) AS since, min(expires_at) AS expires "
-            "FROM draft_lock WHERE version_id = :vid GROUP BY locked_by"
-        ),
-        {"vid": vid},
-    ).first()
-    ops: dict[str, int] = dict(
-        session.execute(
-            text("SELECT state, count(*) FROM draft_op WHERE version_id = :vid GROUP BY state"),
-            {"vid": vid},
-        ).all()
-    )
-    grids = session.execute(
-        text("SELECT count(*) FROM grid WHERE version_id = :vid"), {"vid": vid}
-    ).scalar_one()
-    return {
-        "draft": int(d.id),
-        "status": d.status,
-        "created_by": d.created_by,
-        "created_at": d.created_at.isoformat(),
-        "communities": sorted(d.communities),
-        "grids": int(grids),
-        "lock": None
-        if lock is None
-        else {
-            "locked_by": lock.locked_by,
-            "since": lock.since.isoformat(),
-            "expires": lock.expires.isoformat(),
-        },
-        "can_undo": int(ops.get("done", 0)),
-        "can_redo": int(ops.get("undone", 0)),
-    }
 
 
 class _Community:
@@ -449,73 +227,6 @@ def _replace_rows(session: Session, vid: int, drop: list[str], add: list[dict[st
         )
 
 
-def _wgs84(geom: BaseGeometry, crs: str | None, code: str) -> BaseGeometry:
-    """Back to lon/lat for storage, still valid (the table's CHECK would refuse it otherwise)."""
-    out = geom if crs is None else transform_geometry(geom, crs, "wgs84")
-    parts = shapely.get_parts(out if out.is_valid else shapely.make_valid(out))
-    parts = [p for p in parts if p.geom_type == "Polygon" and p.area > CRUMB_DEG2]
-    if len(parts) != len(shapely.get_parts(out)) or not out.is_valid:
-        out = shapely.union_all(parts) if parts else shapely.Polygon()
-    if not out.is_valid or out.is_empty:
-        raise InvalidInput(
-            f"grid {code} would not be a valid polygon in lon/lat ({shapely.is_valid_reason(out)})",
-            code="invalid-geometry",
-        )
-    return out
-
-
-CRUMB_DEG2 = 1e-12  # ≈ 0.01 m² in lon/lat: polygon crumbs below this are overlay debris
-NODE_M = 0.001  # a vertex within 1 mm of a neighbour's edge is inserted into that edge
-
-
-def _lonlat_grids(
-    edit: editing.Edit, crs: str, stored: dict[str, dict[str, Any]]
-) -> tuple[dict[str, BaseGeometry], set[str]]:
-    """Every grid of the community in lon/lat, and the codes whose stored rows must change.
-
-    Edited grids are first noded with their neighbours in metres: a vertex of one lying on the
-    other's edge is inserted into that edge (``shapely.snap``). A straight edge in metres is
-    not straight in lon/lat (≈ 5 mm off over 650 m here), so a T-junction left in place would
-    open square metres of overlap or gap once stored and projected again. Untouched grids
-    that gain a vertex are rewritten too; the others stay exactly as stored.
-    """
-    metric = {str(k): g for k, g in zip(edit.grids["code"], edit.grids.geometry, strict=True)}
-    rewrite = {c for c in metric if c in edit.touched}
-    for code in sorted(rewrite):
-        x = metric[code]
-        for other in sorted(metric):
-            n = metric[other]
-            if other == code or not n.buffer(NODE_M).intersects(x):
-                continue
-            noded = shapely.snap(n, x, NODE_M)
-            if shapely.get_num_coordinates(noded) != shapely.get_num_coordinates(n):
-                metric[other] = noded
-                rewrite.add(other)
-            x = shapely.snap(x, metric[other], NODE_M)
-        metric[code] = x
-    placed = {
-        k: _wgs84(metric[k], crs, k)
-        if k in rewrite
-        else shapely.from_wkb(bytes.fromhex(stored[k]["wkb"]))
-        for k in metric
-    }
-    # Near-coincident vertices (rounded client input) can still leave a hair of overlap once
-    # projected back; trimming the edited grid by its neighbour turns it into a hair of gap,
-    # which the partition rule tolerates (gaps up to 1 m², overlaps only to 0.01 m²).
-    for code in sorted(rewrite):
-        for other in sorted(placed):
-            if other == code or not placed[other].intersects(placed[code]):
-                continue
-            hair = shapely.intersection(
-                shapely.make_valid(to_metric(placed[code], crs)),
-                shapely.make_valid(to_metric(placed[other], crs)),
-            ).area
-            if hair > OVERLAP_M2 / 10:
-                trimmed = shapely.difference(placed[code], placed[other])
-                placed[code] = _wgs84(trimmed, None, code)
-    return placed, rewrite
-
-
 def apply_operation(
     session: Session, version_id: int, *, user: str, scope: str | None, op: str, **params: Any
 ) -> dict[str, Any]:
@@ -524,8 +235,8 @@ def apply_operation(
         raise InvalidInput(
             f"unknown edit {op!r}; one of {', '.join(OPERATIONS)}", code="unknown-op"
         )
-    draft = _draft(session, version_id, scope, lock=True)
-    _hold(session, draft, user)
+    draft = draft_row(session, version_id, scope, lock=True)
+    hold_locks(session, draft, user)
     cid = _community_of(session, version_id, params)
     c = _Community(session, version_id, cid)
     try:
@@ -549,7 +260,7 @@ def apply_operation(
     before = {
         r["code"]: r for r in _rows(session, version_id, list(edit.grids["code"]) + edit.retired)
     }
-    lonlat, rewrite = _lonlat_grids(edit, c.crs, before)
+    lonlat, rewrite = lonlat_grids(edit, c.crs, before)
     # projected back, a valid lon/lat ring may fold at the millimetre scale: repair that
     # before measuring overlaps and gaps (the table checks validity in lon/lat)
     stored = edit.grids.set_geometry(
@@ -632,8 +343,8 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
 def _step(
     session: Session, vid: int, *, user: str, scope: str | None, redo_: bool
 ) -> dict[str, Any]:
-    draft = _draft(session, vid, scope, lock=True)
-    _hold(session, draft, user)
+    draft = draft_row(session, vid, scope, lock=True)
+    hold_locks(session, draft, user)
     state, order = ("undone", "ASC") if redo_ else ("done", "DESC")
     row = session.execute(
         text(
@@ -677,7 +388,7 @@ def redo(session: Session, vid: int, *, user: str, scope: str | None) -> dict[st
 
 def draft_problems(session: Session, vid: int, scope: str | None = None) -> list[dict[str, Any]]:
     """Every partition problem of the draft, community by community (empty: publishable)."""
-    _draft(session, vid, scope)
+    draft_row(session, vid, scope)
     ids = session.execute(
         text("SELECT DISTINCT community_id FROM grid WHERE version_id = :vid ORDER BY 1"),
         {"vid": vid},
@@ -687,38 +398,3 @@ def draft_problems(session: Session, vid: int, scope: str | None = None) -> list
         c = _Community(session, vid, int(cid))
         out += problems_json(validate(c.grids, c.geom, c.code, c.units))
     return out
-
-
-def release_locks(session: Session, vid: int) -> None:
-    """Drop the draft's locks (published or discarded)."""
-    session.execute(text("DELETE FROM draft_lock WHERE version_id = :vid"), {"vid": vid})
-
-
-def discard_draft(session: Session, vid: int, *, user: str, scope: str | None) -> dict[str, Any]:
-    """Give up a draft: its grids and edit log go, its locks are released."""
-    draft = _draft(session, vid, scope, lock=True)
-    held = (
-        session.execute(
-            text("SELECT locked_by FROM draft_lock WHERE version_id = :vid AND expires_at > now()"),
-            {"vid": vid},
-        )
-        .scalars()
-        .first()
-    )
-    if held and held != user:
-        raise ConflictError(f"draft {vid} is being edited by {held}", code="draft-locked")
-    release_locks(session, vid)
-    session.execute(text("DELETE FROM grid WHERE version_id = :vid"), {"vid": vid})
-    session.execute(text("DELETE FROM draft_op WHERE version_id = :vid"), {"vid": vid})
-    session.execute(
-        text("UPDATE grid_version SET status = 'discarded' WHERE id = :vid"), {"vid": vid}
-    )
-    record_audit(
-        session,
-        user,
-        "drafts.discard",
-        "grid_version",
-        str(vid),
-        before={"communities": draft.communities},
-    )
-    return {"draft": vid, "status": "discarded"}

@@ -38,6 +38,10 @@ PURE = [
     "gridmap.disclosure",
     "gridmap.stats",
     "gridmap.render",
+    "gridmap.editing",
+    "gridmap.edit_checks",
+    "gridmap.edit_noding",
+    "gridmap.geojson_in",
     "gridmap.osm_roads",
     "gridmap.exports",
 ]
