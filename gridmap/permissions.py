@@ -49,7 +49,7 @@ MATRIX: dict[str, frozenset[str]] = {
 
 # operations that need no token at all
 PUBLIC_OPERATIONS = frozenset(
-    {"health", "auth.token", "open311.services", "maps.login", "pages.report"}
+    {"health", "auth.token", "open311.services", "maps.login", "pages.report", "pages.planner"}
 )
 
 

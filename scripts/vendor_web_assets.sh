@@ -47,6 +47,24 @@ d=$OUT/leaflet.awesome-markers-2.0.5 && mkdir -p "$d"
 cp -r "$WORK"/am/package/dist/{leaflet.awesome-markers.min.js,leaflet.awesome-markers.css,images} \
    "$WORK"/am/package/LICENSE "$d"/
 
+fetch leaflet-draw@1.0.4 ldraw
+d=$OUT/leaflet.draw-1.0.4 && mkdir -p "$d"
+cp -r "$WORK"/ldraw/package/dist/{leaflet.draw.js,leaflet.draw.css,images} "$d"/
+# the npm package declares MIT in package.json but ships no licence file: write it down
+cat > "$d"/LICENSE.txt <<'TXT'
+Leaflet.draw 1.0.4 (npm package leaflet-draw), MIT licence as declared in its package.json.
+Copyright (c) 2012-2017, Jacob Toye, Jon West, Smartrak and Leaflet.draw contributors.
+https://github.com/Leaflet/Leaflet.draw/blob/master/MIT-LICENSE.md
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
+associated documentation files (the "Software"), to deal in the Software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions: The above copyright notice and this
+permission notice shall be included in all copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.
+TXT
+
 fetch d3@3.5.5 d3
 d=$OUT/d3-3.5.5 && mkdir -p "$d"
 cp "$WORK"/d3/package/d3.min.js "$WORK"/d3/package/LICENSE "$d"/

@@ -1,0 +1,168 @@
+"""The planner page in real headless Chromium: sign in, open a draft, split a grid by drawing a
+line with the mouse, merge two grids by clicking them, undo/redo, see a refused edit, validate,
+preview the impact and publish — all offline (every non-loopback request is aborted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import shapely
+from playwright.sync_api import Browser, Page, sync_playwright
+from shapely.geometry import shape
+from sqlalchemy import Engine
+
+from gridmap.settings import Settings
+from gridmap.store.db import session_scope
+from gridmap.store.grids import publish_version, run_gridding, select_communities
+from gridmap.store.users import add_user
+from tests.e2e.test_maps import ARGS, CHROMIUM, SHOTS, Offline, bearer
+from tests.helpers import COMMUNITY
+
+PASSWORD = "planner-pass-2026"
+
+
+@pytest.fixture
+def gridded(community: Engine) -> Engine:
+    with session_scope(community) as s:
+        r = run_gridding(s, select_communities(s), user="t", n_grids=6)
+        publish_version(s, r.version_id, user="t")
+        add_user(s, "plan", "planner", "420502", PASSWORD)
+    return community
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _screen(page: Page, lon: float, lat: float) -> tuple[float, float]:
+    """Page pixel of a lon/lat on the planner's Leaflet map."""
+    x, y = page.evaluate(
+        """([lat, lon]) => {
+            const p = window.gridmapPlanner.map.latLngToContainerPoint([lat, lon]);
+            const r = document.getElementById('map').getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y];
+        }""",
+        [lat, lon],
+    )
+    return float(x), float(y)
+
+
+def _click(page: Page, point: Any) -> None:
+    """A real pointer click: move there first (Leaflet.draw places vertices on mouse-up after
+    a move, as a hand would), then press and release."""
+    x, y = _screen(page, point.x, point.y)
+    page.mouse.move(x - 3, y - 3)
+    page.mouse.move(x, y, steps=4)
+    page.mouse.down()
+    page.mouse.up()
+
+
+def _wait(page: Page, attr: str, value: Any) -> None:
+    page.wait_for_function(
+        f"() => document.body.dataset.busy !== '1' && document.body.dataset.{attr} === '{value}'",
+        timeout=60_000,
+    )
+
+
+def _draft_grids(server: str, settings: Settings, draft: int) -> dict[str, Any]:
+    fc = httpx.get(
+        f"{server}/api/v1/grids", params={"version": draft}, headers=bearer(settings, "plan")
+    ).json()
+    return {f["id"]: shape(f["geometry"]) for f in fc["features"]}
+
+
+def test_planner_page_edits_and_publishes(
+    gridded: Engine, server: str, settings: Settings, browser: Browser
+) -> None:
+    tab = Offline(browser, {})
+    page = tab.page
+    page.goto(f"{server}/planner?community={COMMUNITY}")
+    page.fill("#user", "plan")
+    page.fill("#password", PASSWORD)
+    page.click("#login-btn")
+    _wait(page, "ready", "1")
+    page.click("#open-btn")
+    page.wait_for_function("() => document.body.dataset.grids === '6'", timeout=60_000)
+    draft = int(page.evaluate("document.body.dataset.draft"))
+    assert page.locator("path.gm-draft").count() == 6
+    assert page.locator("path.gm-published").count() >= 1
+
+    # split: select the grid, draw a north-south line across it with the mouse
+    grids = _draft_grids(server, settings, draft)
+    code = sorted(grids)[0]
+    g = grids[code]
+    inside = g.representative_point()
+    _click(page, inside)
+    assert "已选" in page.text_content("#status")
+    page.click("[data-tool=split_line]")
+    south = shapely.Point(inside.x, g.bounds[1] - 0.0004)
+    north = shapely.Point(inside.x, g.bounds[3] + 0.0004)
+    _click(page, south)
+    _click(page, north)
+    _click(page, north)  # clicking the last vertex again finishes the line
+    _wait(page, "grids", "7")
+    assert "split_line" in page.text_content("#status")
+
+    # merge: click two adjacent grids, then the merge button
+    grids = _draft_grids(server, settings, draft)
+    a, b = next(
+        (x, y)
+        for x in sorted(grids)
+        for y in sorted(grids)
+        if x < y and grids[x].intersection(grids[y]).length > 0.0003
+    )
+    _click(page, grids[a].representative_point())
+    _click(page, grids[b].representative_point())
+    page.click("[data-tool=merge]")
+    _wait(page, "grids", "6")
+    page.click("[data-tool=undo]")
+    _wait(page, "grids", "7")
+    page.click("[data-tool=redo]")
+    _wait(page, "grids", "6")
+
+    # a refused edit: two grids that do not touch
+    grids = _draft_grids(server, settings, draft)
+    x, y = next(
+        (x, y)
+        for x in sorted(grids)
+        for y in sorted(grids)
+        if x < y and grids[x].distance(grids[y]) > 0.0003
+    )
+    _click(page, grids[x].representative_point())
+    _click(page, grids[y].representative_point())
+    page.click("[data-tool=merge]")
+    page.wait_for_selector("#status.error")
+    assert page.locator("#problems li").count() >= 1
+    assert page.evaluate("document.body.dataset.grids") == "6"
+    page.click("[data-tool=clear]")
+
+    # split into 3 balanced parts, then take it back
+    grids = _draft_grids(server, settings, draft)
+    _click(page, grids[sorted(grids)[-1]].representative_point())
+    page.fill("#parts", "3")
+    page.click("[data-tool=split_n]")
+    _wait(page, "grids", "8")
+    page.click("[data-tool=undo]")
+    _wait(page, "grids", "6")
+
+    page.click("[data-tool=validate]")
+    _wait(page, "valid", "1")
+    page.click("[data-tool=impact]")
+    page.wait_for_function("() => document.body.dataset.impactHouseholds !== undefined")
+    assert "迁移户数" in page.text_content("#impact")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "planner.png"))
+
+    page.click("[data-tool=publish]")
+    page.wait_for_function("() => document.body.dataset.published !== undefined")
+    current = httpx.get(f"{server}/api/v1/grids", headers=bearer(settings, "plan")).json()
+    assert {f["id"] for f in current["features"]} == set(_draft_grids(server, settings, draft))
+    assert tab.foreign == [] and tab.errors == []
+    tab.close()
