@@ -646,7 +646,12 @@ def demo(
     typer.echo("\nDemo logins (POST /api/v1/auth/token, or `gridmap token NAME`):")
     for name, role, area in DEMO_USERS:
         typer.echo(f"  {name:14s} {logins[name]:18s} role={role:12s} scope={area or 'all'}")
-    typer.echo(f"\nServing on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    base = f"http://{host}:{port}"
+    typer.echo(f"\nServing on {base}  (docs: {base}/docs)")
+    typer.echo(
+        f"  maps: {base}/maps/login   planner: {base}/planner?community=420502001001   "
+        f"field report: {base}/report   QGIS/GDAL: OAPIF:{base}/ogc"
+    )
     sys.stdout.flush()
     if not no_serve:
         serve(host=host, port=port)
