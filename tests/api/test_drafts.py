@@ -280,3 +280,32 @@ def test_move_units_and_impact(published: Engine, server: str, settings: Setting
     )
     assert wjg.status_code == 404
     np.testing.assert_array_less(_partition(published, draft)[:2], (1.0, 0.01))
+
+
+def test_located_incidents_keep_their_grid(
+    published: Engine, server: str, settings: Settings
+) -> None:
+    with session_scope(published) as s:
+        add_user(s, "disp", "dispatcher", None, None)
+    disp = _tok(settings, "disp", "dispatcher", None)
+    p = Planner(server, _tok(settings, "plan", "planner", "420502"))
+    grids = {f["id"]: shape(f["geometry"]) for f in p.c.get("/grids").json()["features"]}
+    code = sorted(grids)[0]
+    at = grids[code].representative_point()
+    r = httpx.post(
+        f"{server}{API}/incidents",
+        json={"category": "邻里纠纷", "lon": at.x, "lat": at.y},
+        headers=disp,
+    )
+    assert r.status_code == 201, r.text
+    ref = r.json()["public_id"]
+    located = httpx.get(f"{server}{API}/incidents/{ref}", headers=disp).json()
+    assert located["grid_code"] == code
+    draft = p.c.post("/drafts", json={"communities": [COMMUNITY]}).json()["draft"]
+    assert p.edit(draft, op="delete", code=code).status_code == 200
+    imp = p.c.get(f"/drafts/{draft}/impact").json()["incidents"]
+    assert imp["open_on_retired_grids"] == 1 and imp["open_in_another_grid_now"] == 1
+    assert "incidents" not in imp  # planners see counts, not incident ids
+    assert p.c.post(f"/drafts/{draft}/publish").status_code == 200
+    after = httpx.get(f"{server}{API}/incidents/{ref}", headers=disp).json()
+    assert after["grid_code"] == code  # located in the grid valid at the time

@@ -151,6 +151,12 @@ def test_planner_page_edits_and_publishes(
     _wait(page, "grids", "8")
     page.click("[data-tool=undo]")
     _wait(page, "grids", "6")
+    # delete: the grid goes into its longest-edge neighbour
+    _click(page, grids[sorted(grids)[-1]].representative_point())
+    page.click("[data-tool=delete]")
+    _wait(page, "grids", "5")
+    page.click("[data-tool=undo]")
+    _wait(page, "grids", "6")
 
     page.click("[data-tool=validate]")
     _wait(page, "valid", "1")
