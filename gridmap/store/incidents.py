@@ -26,6 +26,7 @@ from gridmap.dispatch import (
 )
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.store.areas import record_audit
+from gridmap.store.locating import locate_current
 
 __all__ = [
     "claim",
@@ -115,7 +116,10 @@ def locate(
     session: Session, lon: float, lat: float, *, at: datetime | None = None, near_m: float = 20.0
 ) -> dict[str, Any]:
     """The grid covering a WGS84 point (ties on shared edges: the lowest grid code), with the
-    other grids within ``near_m`` metres so a dispatcher can confirm."""
+    other grids within ``near_m`` metres so a dispatcher can confirm. The current grids are
+    answered from the per-process index; the database answers for ``at`` and explains misses."""
+    if at is None and (fast := locate_current(session, lon, lat, near_m=near_m)) is not None:
+        return fast
     hit = _grid_at(session, lon, lat, at)
     if hit is None:
         swapped = abs(lon) <= 90 and (

@@ -8,6 +8,7 @@ the rule documented in :mod:`gridmap.locate`, and a test compares them point by 
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,74 @@ def grid_index(session: Session, at: datetime | None = None) -> GridIndex:
             _CACHE.clear()
         _CACHE[key] = GridIndex.build(np.array([r[0] for r in rows], dtype=object), geoms)
     return _CACHE[key]
+
+
+_CURRENT: dict[Any, tuple[GridIndex, dict[str, dict[str, Any]]]] = {}
+_CURRENT_LOCK = threading.Lock()
+
+
+def _current(session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+    """The index of the current grids with each grid's area codes and names, kept per process
+    and rebuilt when a version is published or areas are re-imported (one tiny stamp query)."""
+    stamp = tuple(
+        session.execute(
+            text(
+                "SELECT (SELECT max(published_at) FROM grid_version), "
+                "(SELECT count(*) FROM grid_version WHERE published_at IS NOT NULL), "
+                "(SELECT max(generation_id) FROM area), (SELECT count(*) FROM area)"
+            )
+        ).one()
+    )
+    hit = _CURRENT.get(stamp)
+    if hit is not None:
+        return hit
+    with _CURRENT_LOCK:  # one build per process, not one per waiting request
+        hit = _CURRENT.get(stamp)
+        if hit is None:
+            rows = (
+                session.execute(
+                    text(
+                        "SELECT g.id AS grid_id, g.code AS grid, c.code AS community, "
+                        "c.name AS community_name, s.code AS street, s.name AS street_name, "
+                        "d.code AS district, d.name AS district_name, ST_AsBinary(g.geom) AS wkb "
+                        "FROM grid g JOIN area c ON c.id = g.community_id "
+                        "LEFT JOIN area s ON s.id = c.parent_id "
+                        "LEFT JOIN area d ON d.id = s.parent_id "
+                        f"WHERE {_VALID_NOW.replace('valid_', 'g.valid_')} ORDER BY g.code"
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else np.empty(0)
+            index = GridIndex.build(np.array([r["grid"] for r in rows], dtype=object), geoms)
+            if len(geoms):  # build the metric tree now, not in racing request threads
+                p = geoms[0].representative_point()
+                index.near_boundary(p.x, p.y)
+            attrs = {r["grid"]: {k: v for k, v in r.items() if k != "wkb"} for r in rows}
+            _CURRENT.clear()
+            hit = _CURRENT[stamp] = (index, attrs)
+    return hit
+
+
+def locate_current(
+    session: Session, lon: float, lat: float, *, near_m: float = 20.0
+) -> dict[str, Any] | None:
+    """:func:`gridmap.store.incidents.locate` for the current grids, answered in process from
+    the cached index (same tie rule: the lowest code); ``None`` when no grid covers the point
+    (the caller then asks the database, which also explains why)."""
+    index, attrs = _current(session)
+    i = int(index.locate(np.array([lon]), np.array([lat]))[0])
+    if i < 0:
+        return None
+    code = str(index.codes[i])
+    near = sorted(c for c, _ in index.near_boundary(lon, lat, near_m))
+    return attrs[code] | {
+        "near_boundary": bool(near),
+        "nearby_grids": near,
+        "lon": round(lon, 7),
+        "lat": round(lat, 7),
+    }
 
 
 def read_points(data: bytes, content_type: str) -> pd.DataFrame:
