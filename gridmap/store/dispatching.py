@@ -27,13 +27,26 @@ _ADJ: dict[Any, tuple[dict[str, set[str]], dict[str, str]]] = {}
 _GRAPH: dict[Any, RoadGraph | None] = {}
 
 
-def _adjacency(session: Session) -> tuple[dict[str, set[str]], dict[str, str]]:
-    key = session.execute(
-        text(
-            "SELECT count(*), max(id), max(valid_from) FROM grid WHERE valid_from IS NOT NULL "
-            "AND valid_to IS NULL"
-        )
-    ).one()
+_INVITED: dict[Any, pd.DataFrame] = {}
+_STAMPS = text(
+    # one round trip for every cache: the current grids change only by a publish (tiny table),
+    # a road import adds edges (new ids) under a new generation, co-mediators are few
+    "SELECT (SELECT max(published_at) FROM grid_version), "
+    "(SELECT count(*) FROM grid_version WHERE published_at IS NOT NULL), "
+    "(SELECT max(id) FROM road_edge), (SELECT min(id) FROM road_edge), "
+    "(SELECT max(id) FROM generation), "
+    "(SELECT count(*) FROM co_mediator), (SELECT max(id) FROM co_mediator)"
+)
+
+
+def _stamps(session: Session) -> tuple[Any, Any, Any]:
+    """(grids, roads, co-mediators) version keys of the per-process caches."""
+    r = session.execute(_STAMPS).one()
+    return (r[0], r[1]), (r[2], r[3], r[4]), (r[5], r[6])
+
+
+def _adjacency(session: Session, key: Any = None) -> tuple[dict[str, set[str]], dict[str, str]]:
+    key = _stamps(session)[0] if key is None else key
     if key not in _ADJ:
         rows = session.execute(
             text(
@@ -53,8 +66,8 @@ def _adjacency(session: Session) -> tuple[dict[str, set[str]], dict[str, str]]:
     return _ADJ[key]
 
 
-def _graph(session: Session) -> RoadGraph | None:
-    key = session.execute(text("SELECT count(*), max(id), max(generation_id) FROM road_edge")).one()
+def _graph(session: Session, key: Any = None) -> RoadGraph | None:
+    key = _stamps(session)[1] if key is None else key
     if key not in _GRAPH:
         rows = session.execute(
             text("SELECT source, target, cost, reverse_cost, ST_AsBinary(geom) FROM road_edge")
@@ -74,10 +87,15 @@ def _graph(session: Session) -> RoadGraph | None:
     return _GRAPH[key]
 
 
-def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
+def _candidates(
+    session: Session, lon: float, lat: float, radius_m: float, grids: list[str] | None = None
+) -> pd.DataFrame:
+    """Mediators within the radius (all of them, or only those whose posting is one of
+    ``grids``) with status, open caseload and position."""
     rows = (
         session.execute(
-            text("""
+            text(f"""
+        SELECT * FROM (
         SELECT p.id AS person_id, p.name,
                (SELECT po.grid_code FROM posting po WHERE po.person_id = p.id
                   AND po.role = 'mediator' AND po.valid_to IS NULL
@@ -92,15 +110,23 @@ def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd
                CASE WHEN p.position IS NULL THEN now() ELSE p.position_at END AS position_at
         FROM person p
         WHERE p.roles LIKE '%mediator%' AND coalesce(p.position, p.home) IS NOT NULL
+          {
+                "AND p.id IN (SELECT person_id FROM posting WHERE role = 'mediator' AND "
+                "valid_to IS NULL AND grid_code = ANY(:grids))"
+                if grids is not None
+                else ""
+            }
           AND ST_DWithin(coalesce(p.position, p.home)::geography,
                          ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :r)
-        ORDER BY p.id"""),
+        ) c {"WHERE c.grid = ANY(:grids)" if grids is not None else ""}
+        ORDER BY c.person_id"""),
             {
                 "hold": list(HOLDS_MEDIATOR),
                 "open": list(OPEN_CASE),
                 "lon": lon,
                 "lat": lat,
                 "r": radius_m * 1.2,
+                "grids": grids or [],
             },
         )
         .mappings()
@@ -123,7 +149,10 @@ def _candidates(session: Session, lon: float, lat: float, radius_m: float) -> pd
     )
 
 
-def _invited(session: Session) -> pd.DataFrame:
+def _invited(session: Session, key: Any = None) -> pd.DataFrame:
+    key = _stamps(session)[2] if key is None else key
+    if key in _INVITED:
+        return _INVITED[key]
     rows = (
         session.execute(
             text(
@@ -134,31 +163,55 @@ def _invited(session: Session) -> pd.DataFrame:
         .mappings()
         .all()
     )
-    return pd.DataFrame(
+    _INVITED.clear()
+    _INVITED[key] = pd.DataFrame(
         [dict(r) for r in rows], columns=["person_id", "name", "area_code", "categories"]
     )
+    return _INVITED[key]
 
 
 def recommend_for(
     session: Session, incident: dict[str, Any], *, max_radius_m: float = 5000.0, limit: int = 5
 ) -> Recommendation:
-    """Ranked mediators for a stored incident, with reasons, skips and invited co-mediators."""
-    adjacency, community_of = _adjacency(session)
-    return recommend(
-        {
-            "grid": incident["grid_code"],
-            "lon": incident["lon"],
-            "lat": incident["lat"],
-            "category": incident["service_code"] or incident["category"],
-        },
-        _candidates(session, incident["lon"], incident["lat"], max_radius_m),
-        adjacency=adjacency,
-        community_of=community_of,
-        graph=_graph(session),
-        max_radius_m=max_radius_m,
-        limit=limit,
-        invited=_invited(session),
-    )
+    """Ranked mediators for a stored incident, with reasons, skips and invited co-mediators.
+
+    Ranking is by tier first (own grid ▸ adjacent ▸ same community ▸ nearest by road), so when
+    the mediators posted to the incident's grid, its neighbours and its community already fill
+    ``limit`` places, no one farther can enter the list: those few are ranked alone (their
+    skips are the ones reported). Only otherwise is every mediator in the radius examined.
+    """
+    grids_key, roads_key, invited_key = _stamps(session)
+    adjacency, community_of = _adjacency(session, grids_key)
+    graph, invited = _graph(session, roads_key), _invited(session, invited_key)
+    lon, lat, grid = incident["lon"], incident["lat"], incident["grid_code"]
+    where = {
+        "grid": grid,
+        "lon": lon,
+        "lat": lat,
+        "category": incident["service_code"] or incident["category"],
+    }
+
+    def rank(candidates: pd.DataFrame) -> Recommendation:
+        return recommend(
+            where,
+            candidates,
+            adjacency=adjacency,
+            community_of=community_of,
+            graph=graph,
+            max_radius_m=max_radius_m,
+            limit=limit,
+            invited=invited,
+        )
+
+    if grid:
+        home = community_of.get(grid)
+        near = {grid, *adjacency.get(grid, ())} | {
+            g for g, c in community_of.items() if home is not None and c == home
+        }
+        first = rank(_candidates(session, lon, lat, max_radius_m, sorted(near)))
+        if len(first.candidates) >= limit:
+            return first
+    return rank(_candidates(session, lon, lat, max_radius_m))
 
 
 def request_hash(payload: dict[str, Any]) -> str:
