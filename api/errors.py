@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridmap import errors as e
@@ -99,6 +100,18 @@ def install(app: FastAPI) -> None:
             "the database did not answer; retry shortly",
             instance=request.url.path,
         )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+        resp = problem(  # every database connection of this process is busy: overload, not a bug
+            503,
+            "service-busy",
+            "service busy",
+            "all database connections are in use; retry shortly",
+            instance=request.url.path,
+        )
+        resp.headers["Retry-After"] = "2"
+        return resp
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError) -> JSONResponse:

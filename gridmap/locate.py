@@ -243,6 +243,44 @@ class GridIndex:
         out[idx >= 0] = self.codes[idx[idx >= 0]]
         return out
 
+    # ------------------------------------------------------------------ scalar fast path
+
+    def locate_xy(self, lon: float, lat: float) -> int:
+        """:meth:`locate` for one finite WGS84 point without array overhead (a dispatcher's
+        single lookup): the tile table, then the exact check only on boundary pixels."""
+        if not len(self.codes):
+            return -1
+        h, w = self._tiles.shape
+        col = int(min(max((lon - self._lon0) / self._dlon, 0.0), w * _T - 1))
+        row = int(min(max((lat - self._lat0) / self._dlat, 0.0), h * _T - 1))
+        t = int(self._tiles[row >> _TS, col >> _TS])
+        lab = (
+            -t - 2
+            if t < 0
+            else int(self._palette[t, self._stack[t, row & (_T - 1), col & (_T - 1)]])
+        )
+        if lab >= -1:
+            return lab
+        if lab == _CHECK:
+            return int(self.exact(np.array([lon]), np.array([lat]))[0])
+        for g in self._sets[-3 - lab]:
+            if g < 0:
+                break
+            if shapely.intersects_xy(self.geoms[g], lon, lat):
+                return int(g)
+        return -1
+
+    def near_xy(self, lon: float, lat: float, own: int, radius_m: float = 20.0) -> list[str]:
+        """Codes of other grids within ``radius_m`` (code order). When every raster pixel
+        within the radius belongs wholly to ``own``, there is none, without any geometry."""
+        reach = math.ceil(radius_m / self.cell_m) + 1
+        steps = np.arange(-reach, reach + 1, dtype=float)
+        du, dv = np.meshgrid(steps * self._dlon, steps * self._dlat)
+        labels = self._raster(lon + du.ravel(), lat + dv.ravel())
+        if own >= 0 and bool(np.all(labels == own)):
+            return []
+        return sorted(code for code, _ in self.near_boundary(lon, lat, radius_m))
+
     # ------------------------------------------------------------------ single points
 
     @cached_property

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     max_batch_bytes: int = 64 * 1024 * 1024  # bulk locate: 1 M points as CSV ≈ 25 MB
     max_page_size: int = 5_000
+    # single lookups answer from an in-process index of the current grids, re-checked against
+    # the database at most this often (a publish in the same process is seen at once)
+    locate_refresh_s: float = 1.0
     max_vertices: int = 20_000  # per submitted geometry (a grid has a few hundred)
     max_rings: int = 200  # per submitted geometry
     draft_lock_minutes: int = 120  # a planner's hold on communities in a draft

@@ -69,6 +69,7 @@ def settings(test_database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         secret_key=secrets.token_hex(16),
         data_dir=tmp_path_factory.mktemp("gridmap-data"),
         user_cache_s=0.0,  # revocation must show at once in the tests
+        locate_refresh_s=0.0,  # and a publish by another connection
     )
 
 

@@ -10,9 +10,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.routers import permission
+from gridmap.locate import GridIndex
 from gridmap.store.dispatching import dispatch, recommend_for
 from gridmap.store.incidents import (
     create_incident,
@@ -22,7 +25,7 @@ from gridmap.store.incidents import (
     to_wgs84_point,
     transition,
 )
-from gridmap.store.locating import locate_frame, read_points
+from gridmap.store.locating import CURRENT, answer, locate_frame, read_points
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
@@ -39,18 +42,43 @@ def _public(inc: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/locate", **permission("locate.read"))
-def locate_point(
-    session: SessionDep,
+async def locate_point(
+    request: Request,
     user: CurrentUser,
+    settings: SettingsDep,
     lon: Annotated[float, Query(description="longitude (x)")],
     lat: Annotated[float, Query(description="latitude (y)")],
     crs: CrsQ = "wgs84",
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """District, street, community and grid of a point; ``near_boundary`` lists grids within
-    20 m. Ties on a shared edge go to the lowest grid code. ``at`` answers for that time."""
+    20 m. Ties on a shared edge go to the lowest grid code. ``at`` answers for that time.
+
+    The current grids are answered on the event loop from the process's index (microseconds;
+    re-checked against the database at most every ``GRIDMAP_LOCATE_REFRESH_S``); ``at=`` and
+    points outside every grid go to PostGIS, which also explains the miss."""
     wlon, wlat = to_wgs84_point(lon, lat, crs)
-    hit = locate(session, wlon, wlat, at=at)
+    engine = request.app.state.engine
+    if at is None:
+        cached = CURRENT.recent(settings.locate_refresh_s)
+        if cached is None:
+            cached = await run_in_threadpool(_refresh_current, engine)
+        index, attrs = cached
+        hit = answer(index, attrs, wlon, wlat, 20.0)
+        if hit is not None:
+            hit.pop("grid_id", None)
+            return hit
+    return await run_in_threadpool(_locate_in_db, engine, wlon, wlat, at)
+
+
+def _refresh_current(engine: Engine) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+    with Session(engine) as session:
+        return CURRENT.refresh(session)
+
+
+def _locate_in_db(engine: Engine, lon: float, lat: float, at: datetime | None) -> dict[str, Any]:
+    with Session(engine) as session:
+        hit = locate(session, lon, lat, at=at)
     hit.pop("grid_id", None)
     return hit
 

@@ -24,6 +24,7 @@ from gridmap.crs import metric_crs_for_geometry, transform_geometry
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.gridding import grid_community, grid_quality
 from gridmap.store.areas import record_audit
+from gridmap.store.locating import CURRENT
 from gridmap.store.models import Area, Grid, GridVersion
 
 __all__ = [
@@ -241,6 +242,7 @@ def publish_version(
         {"id": version.id},
     )
     record_audit(session, user, "grids.publish", "grid_version", str(version.id))
+    CURRENT.invalidate()  # single lookups in this process re-check at once
     return int(version.id)
 
 

@@ -8,7 +8,9 @@ the rule documented in :mod:`gridmap.locate`, and a test compares them point by 
 from __future__ import annotations
 
 import io
+import math
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -54,72 +56,99 @@ def grid_index(session: Session, at: datetime | None = None) -> GridIndex:
     return _CACHE[key]
 
 
-_CURRENT: dict[Any, tuple[GridIndex, dict[str, dict[str, Any]]]] = {}
-_CURRENT_LOCK = threading.Lock()
+class CurrentGrids:
+    """The index of the current grids with each grid's area codes and names, shared by one
+    process's requests. :meth:`refresh` asks one tiny stamp query whether a version was
+    published or areas re-imported since, and rebuilds only then; :meth:`recent` hands out the
+    last index without a query while it was checked less than ``max_age`` seconds ago."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Any, GridIndex, dict[str, dict[str, Any]]] | None = None
+        self._checked = -math.inf
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the check time (a publish in this process): the next request re-checks."""
+        self._checked = -math.inf
+
+    def recent(self, max_age: float) -> tuple[GridIndex, dict[str, dict[str, Any]]] | None:
+        entry = self._entry
+        if entry is None or time.monotonic() - self._checked > max_age:
+            return None
+        return entry[1], entry[2]
+
+    def refresh(self, session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+        checked = time.monotonic()
+        stamp = tuple(session.execute(_STAMP).one())
+        entry = self._entry
+        if entry is None or entry[0] != stamp:
+            with self._lock:  # one build per process, not one per waiting request
+                entry = self._entry
+                if entry is None or entry[0] != stamp:
+                    entry = self._entry = (stamp, *_build_current(session))
+        self._checked = checked
+        return entry[1], entry[2]
 
 
-def _current(session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
-    """The index of the current grids with each grid's area codes and names, kept per process
-    and rebuilt when a version is published or areas are re-imported (one tiny stamp query)."""
-    stamp = tuple(
+_STAMP = text(
+    "SELECT (SELECT max(published_at) FROM grid_version), "
+    "(SELECT count(*) FROM grid_version WHERE published_at IS NOT NULL), "
+    "(SELECT max(generation_id) FROM area), (SELECT count(*) FROM area)"
+)
+
+
+def _build_current(session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+    rows = (
         session.execute(
             text(
-                "SELECT (SELECT max(published_at) FROM grid_version), "
-                "(SELECT count(*) FROM grid_version WHERE published_at IS NOT NULL), "
-                "(SELECT max(generation_id) FROM area), (SELECT count(*) FROM area)"
+                "SELECT g.id AS grid_id, g.code AS grid, c.code AS community, "
+                "c.name AS community_name, s.code AS street, s.name AS street_name, "
+                "d.code AS district, d.name AS district_name, ST_AsBinary(g.geom) AS wkb "
+                "FROM grid g JOIN area c ON c.id = g.community_id "
+                "LEFT JOIN area s ON s.id = c.parent_id "
+                "LEFT JOIN area d ON d.id = s.parent_id "
+                f"WHERE {_VALID_NOW.replace('valid_', 'g.valid_')} ORDER BY g.code"
             )
-        ).one()
+        )
+        .mappings()
+        .all()
     )
-    hit = _CURRENT.get(stamp)
-    if hit is not None:
-        return hit
-    with _CURRENT_LOCK:  # one build per process, not one per waiting request
-        hit = _CURRENT.get(stamp)
-        if hit is None:
-            rows = (
-                session.execute(
-                    text(
-                        "SELECT g.id AS grid_id, g.code AS grid, c.code AS community, "
-                        "c.name AS community_name, s.code AS street, s.name AS street_name, "
-                        "d.code AS district, d.name AS district_name, ST_AsBinary(g.geom) AS wkb "
-                        "FROM grid g JOIN area c ON c.id = g.community_id "
-                        "LEFT JOIN area s ON s.id = c.parent_id "
-                        "LEFT JOIN area d ON d.id = s.parent_id "
-                        f"WHERE {_VALID_NOW.replace('valid_', 'g.valid_')} ORDER BY g.code"
-                    )
-                )
-                .mappings()
-                .all()
-            )
-            geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else np.empty(0)
-            index = GridIndex.build(np.array([r["grid"] for r in rows], dtype=object), geoms)
-            if len(geoms):  # build the metric tree now, not in racing request threads
-                p = geoms[0].representative_point()
-                index.near_boundary(p.x, p.y)
-            attrs = {r["grid"]: {k: v for k, v in r.items() if k != "wkb"} for r in rows}
-            _CURRENT.clear()
-            hit = _CURRENT[stamp] = (index, attrs)
-    return hit
+    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else np.empty(0)
+    index = GridIndex.build(np.array([r["grid"] for r in rows], dtype=object), geoms)
+    if len(geoms):  # build the metric tree now, not in racing request threads
+        p = geoms[0].representative_point()
+        index.near_boundary(p.x, p.y)
+    attrs = {r["grid"]: {k: v for k, v in r.items() if k != "wkb"} for r in rows}
+    return index, attrs
+
+
+CURRENT = CurrentGrids()
+
+
+def answer(
+    index: GridIndex, attrs: dict[str, dict[str, Any]], lon: float, lat: float, near_m: float
+) -> dict[str, Any] | None:
+    """The locate answer for a WGS84 point from an index (``None``: no grid covers it)."""
+    i = index.locate_xy(lon, lat)
+    if i < 0:
+        return None
+    near = index.near_xy(lon, lat, i, near_m)
+    return attrs[str(index.codes[i])] | {
+        "near_boundary": bool(near),
+        "nearby_grids": near,
+        "lon": round(lon, 7),
+        "lat": round(lat, 7),
+    }
 
 
 def locate_current(
     session: Session, lon: float, lat: float, *, near_m: float = 20.0
 ) -> dict[str, Any] | None:
     """:func:`gridmap.store.incidents.locate` for the current grids, answered in process from
-    the cached index (same tie rule: the lowest code); ``None`` when no grid covers the point
+    the shared index (same tie rule: the lowest code); ``None`` when no grid covers the point
     (the caller then asks the database, which also explains why)."""
-    index, attrs = _current(session)
-    i = int(index.locate(np.array([lon]), np.array([lat]))[0])
-    if i < 0:
-        return None
-    code = str(index.codes[i])
-    near = sorted(c for c, _ in index.near_boundary(lon, lat, near_m))
-    return attrs[code] | {
-        "near_boundary": bool(near),
-        "nearby_grids": near,
-        "lon": round(lon, 7),
-        "lat": round(lat, 7),
-    }
+    index, attrs = CURRENT.refresh(session)
+    return answer(index, attrs, lon, lat, near_m)
 
 
 def read_points(data: bytes, content_type: str) -> pd.DataFrame:
