@@ -195,8 +195,13 @@ def diff(
 
 
 @router.post("/grid-versions/{version_id}/rollback", **permission("grids.rollback"))
-def rollback(version_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
-    """Republish an old version's grids as a new version."""
-    out = history.rollback(session, version_id, user=user.name, scope=user.area)
+def rollback(
+    version_id: int,
+    session: SessionDep,
+    user: CurrentUser,
+    area: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
+) -> dict[str, Any]:
+    """Republish an old version's grids as a new version (only ``area``'s when given)."""
+    out = history.rollback(session, version_id, user=user.name, scope=user.area, area=area)
     session.commit()
     return out

@@ -62,8 +62,10 @@ def publish_draft(session: Session, vid: int | None, *, user: str, scope: str | 
 def list_versions(
     session: Session, *, scope: str | None, community: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Versions newest first, with their communities, grid counts and validity."""
-    prefix = (community or scope or "").replace("%", "")
+    """Versions newest first that touch the caller's area (or ``community``): their
+    communities, grid counts and validity counted within that area only."""
+    prefixes = [p.replace("%", "") + "%" for p in (scope, community) if p]
+    where = " AND ".join(f"a.code LIKE :p{i}" for i in range(len(prefixes))) or "TRUE"
     rows = session.execute(
         text(
             "SELECT v.id, v.status, v.created_by, v.created_at, v.published_at, v.note, "
@@ -71,11 +73,10 @@ def list_versions(
             "array_agg(DISTINCT a.code) AS communities, min(g.valid_from) AS valid_from, "
             "max(g.valid_to) AS valid_to, bool_or(g.valid_to IS NULL AND g.valid_from IS NOT NULL)"
             " AS current FROM grid_version v JOIN grid g ON g.version_id = v.id "
-            "JOIN area a ON a.id = g.community_id GROUP BY v.id "
-            "HAVING bool_and(a.code LIKE :p) AND (:scope = '' OR bool_and(a.code LIKE :s)) "
+            f"JOIN area a ON a.id = g.community_id WHERE {where} GROUP BY v.id "
             "ORDER BY v.id DESC LIMIT :limit"
         ),
-        {"p": prefix + "%", "s": (scope or "") + "%", "scope": scope or "", "limit": limit},
+        {f"p{i}": p for i, p in enumerate(prefixes)} | {"limit": limit},
     ).mappings()
     out = []
     for r in rows:
@@ -89,16 +90,18 @@ def list_versions(
 
 
 def _version_grids(session: Session, vid: int, scope: str | None) -> dict[str, dict[str, Any]]:
+    """The grids of version ``vid`` within the caller's area (404 when none is)."""
     rows = session.execute(
         text(
             "SELECT g.code, a.code AS community, g.households, g.population, "
             "ST_AsGeoJSON(g.geom, 7) AS geometry, encode(ST_AsBinary(g.geom), 'hex') AS wkb "
-            "FROM grid g JOIN area a ON a.id = g.community_id WHERE g.version_id = :vid"
+            "FROM grid g JOIN area a ON a.id = g.community_id WHERE g.version_id = :vid "
+            "AND a.code LIKE :scope"
         ),
-        {"vid": vid},
+        {"vid": vid, "scope": (scope or "").replace("%", "") + "%"},
     ).mappings()
     grids = {r["code"]: dict(r) for r in rows}
-    if not grids or (scope and not all(g["community"].startswith(scope) for g in grids.values())):
+    if not grids:
         raise NotFound(f"grid version {vid} not found", code="version-not-found")
     return grids
 
@@ -160,9 +163,20 @@ def diff_versions(session: Session, base: int, other: int, *, scope: str | None)
 
 
 def rollback(
-    session: Session, vid: int, *, user: str, scope: str | None, note: str | None = None
+    session: Session,
+    vid: int,
+    *,
+    user: str,
+    scope: str | None,
+    note: str | None = None,
+    area: str | None = None,
 ) -> dict[str, Any]:
-    """Republish version ``vid``'s grids as a new version (history keeps growing)."""
+    """Republish version ``vid``'s grids (those in the caller's area) as a new version, so
+    history keeps growing; communities the old version did not cover stay as they are."""
+    if area is not None:  # only part of the old version: one district, street or community
+        if scope and not area.startswith(scope):
+            raise NotFound(f"area {area} is outside your area", code="out-of-scope")
+        scope = area
     status = session.execute(
         text("SELECT status FROM grid_version WHERE id = :vid"), {"vid": vid}
     ).scalar()
@@ -173,7 +187,16 @@ def rollback(
             "rolled back to",
             code="not-published",
         )
-    ids = _communities(session, vid)
+    ids = [
+        int(i)
+        for i in session.execute(
+            text(
+                "SELECT DISTINCT g.community_id FROM grid g JOIN area a ON a.id = g.community_id "
+                "WHERE g.version_id = :vid AND a.code LIKE :scope"
+            ),
+            {"vid": vid, "scope": (scope or "").replace("%", "") + "%"},
+        ).scalars()
+    ]
     new = GridVersion(
         status="draft",
         created_by=user,
@@ -187,9 +210,9 @@ def rollback(
         text(
             "INSERT INTO grid (version_id, code, community_id, kind, households, population, geom)"
             " SELECT :new, code, community_id, kind, households, population, geom FROM grid "
-            "WHERE version_id = :vid"
+            "WHERE version_id = :vid AND community_id = ANY(:ids)"
         ),
-        {"new": new.id, "vid": vid},
+        {"new": new.id, "vid": vid, "ids": ids},
     )
     out = publish_version(session, int(new.id), user=user, scope=scope)
     record_audit(session, user, "grids.rollback", "grid_version", str(out), after={"of": vid})

@@ -223,3 +223,44 @@ def test_an_expired_lock_is_free_for_others(two_communities: Engine) -> None:
     assert out["retired"] == [f"{LEFT}001"]
     with session_scope(two_communities) as s:
         assert drafts.draft_info(s, first)["lock"]["locked_by"] == "p1"
+
+
+def test_history_of_a_city_wide_version_is_usable_per_area(
+    two_communities: Engine, server: str, settings: Settings
+) -> None:
+    """A version spanning many communities (the city's gridding) shows up in a community's
+    history; a diff and a rollback can be limited to the caller's area or one community."""
+    with session_scope(two_communities) as s:
+        both = run_gridding(
+            s, select_communities(s, district="420502"), user="t", households_per_grid=900
+        )
+        publish_version(s, both.version_id, user="t")
+    h = {
+        "Authorization": "Bearer "
+        + issue_token(
+            TokenClaims("p1", "planner", "420502", 0),
+            settings.signing_key(),
+            settings.token_audience,
+            10,
+        )
+    }
+    c = httpx.Client(base_url=f"{server}/api/v1", headers=h, timeout=120)
+    draft = c.post("/drafts", json={"communities": [LEFT]}).json()["draft"]
+    code = sorted(f["id"] for f in c.get("/grids", params={"version": draft}).json()["features"])[0]
+    assert c.post(f"/drafts/{draft}/edits", json={"op": "delete", "code": code}).status_code == 200
+    assert c.post(f"/drafts/{draft}/publish").status_code == 200
+    listed = [v["id"] for v in c.get("/grid-versions", params={"community": LEFT}).json()]
+    assert listed[:2] == [draft, both.version_id]
+    diff = c.get("/grid-versions/diff", params={"base": both.version_id, "other": draft}).json()
+    assert diff["communities"] == [LEFT] and diff["summary"]["removed"] == [code]
+    right_before = c.get("/grids", params={"community": RIGHT}).json()
+    r = c.post(f"/grid-versions/{both.version_id}/rollback", params={"area": LEFT})
+    assert r.status_code == 200, r.text
+    left_now = {f["id"] for f in c.get("/grids", params={"community": LEFT}).json()["features"]}
+    assert code in left_now
+    assert c.get("/grids", params={"community": RIGHT}).json() == right_before
+    assert (
+        c.post(f"/grid-versions/{both.version_id}/rollback", params={"area": "420503"}).status_code
+        == 404
+    )
+    _check_partition(two_communities)
