@@ -148,6 +148,12 @@ def validation(draft_id: int, session: SessionDep, user: CurrentUser) -> dict[st
     return {"draft": draft_id, "valid": not problems, "problems": problems}
 
 
+@router.get("/drafts/{draft_id}/units", **permission("drafts.read", ok=GEOJSON_OK))
+def units(draft_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Household units (buildings with counts; no personal data) and their draft grid."""
+    return drafts.draft_units(session, draft_id, user.area)
+
+
 @router.get("/drafts/{draft_id}/impact", **permission("drafts.read"))
 def draft_impact(draft_id: int, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     """What publishing would move: households, postings, care links, open incidents, quotas."""

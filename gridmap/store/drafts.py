@@ -45,6 +45,7 @@ __all__ = [
     "discard_draft",
     "draft_info",
     "draft_problems",
+    "draft_units",
     "open_draft",
     "redo",
     "release_locks",
@@ -398,3 +399,35 @@ def draft_problems(session: Session, vid: int, scope: str | None = None) -> list
         c = _Community(session, vid, int(cid))
         out += problems_json(validate(c.grids, c.geom, c.code, c.units))
     return out
+
+
+def draft_units(session: Session, vid: int, scope: str | None = None) -> dict[str, Any]:
+    """The household units (buildings: counts, no names) of the draft's communities, with the
+    draft grid each lies in, as GeoJSON points for the planner's "move units" tool."""
+    draft_row(session, vid, scope)
+    rows = session.execute(
+        text(
+            "SELECT u.id, u.households, u.residents, ST_X(u.geom) AS lon, ST_Y(u.geom) AS lat, "
+            "(SELECT g.code FROM grid g WHERE g.version_id = :vid AND "
+            "ST_Intersects(g.geom, u.geom) ORDER BY g.code LIMIT 1) AS grid "
+            "FROM household_unit u WHERE u.community_id IN "
+            "(SELECT DISTINCT community_id FROM grid WHERE version_id = :vid) ORDER BY u.id"
+        ),
+        {"vid": vid},
+    ).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": int(r.id),
+                "properties": {
+                    "households": int(r.households),
+                    "residents": int(r.residents),
+                    "grid": r.grid,
+                },
+                "geometry": {"type": "Point", "coordinates": [round(r.lon, 7), round(r.lat, 7)]},
+            }
+            for r in rows
+        ],
+    }

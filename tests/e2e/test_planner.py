@@ -158,6 +158,36 @@ def test_planner_page_edits_and_publishes(
     page.click("[data-tool=undo]")
     _wait(page, "grids", "6")
 
+    # move a building (and the land around it) into a neighbouring grid
+    page.check("#show-units")
+    page.wait_for_function("() => Number(document.body.dataset.units) > 0", timeout=60_000)
+    grids = _draft_grids(server, settings, draft)
+    units = httpx.get(
+        f"{server}/api/v1/drafts/{draft}/units", headers=bearer(settings, "plan")
+    ).json()["features"]
+    a, b = next(
+        (x, y)
+        for x in sorted(grids)
+        for y in sorted(grids)
+        if x != y and grids[x].intersection(grids[y]).length > 0.0003
+    )
+    near_b = sorted(
+        (u for u in units if u["properties"]["grid"] == a),
+        key=lambda u: grids[b].distance(shape(u["geometry"])),
+    )
+    moved = None
+    for u in near_b[:6]:
+        page.click("[data-tool=clear]")
+        page.click(f"path[data-unit='{u['id']}']")
+        _click(page, grids[b].representative_point())
+        page.click("[data-tool=move_units]")
+        page.wait_for_function("() => document.body.dataset.busy === '0'")
+        if "move_units" in page.text_content("#status"):
+            moved = u
+            break
+    assert moved is not None, page.text_content("#status")
+    after = _draft_grids(server, settings, draft)
+    assert after[b].covers(shape(moved["geometry"]))
     page.click("[data-tool=validate]")
     _wait(page, "valid", "1")
     page.click("[data-tool=impact]")

@@ -6,7 +6,9 @@
   const $ = (id) => document.getElementById(id);
   const API = "/api/v1";
   const COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"];
-  const state = { draft: null, info: null, selected: new Set(), grids: {}, busy: false };
+  const state = {
+    draft: null, info: null, selected: new Set(), grids: {}, busy: false, units: new Set(),
+  };
   let token = sessionStorage.getItem("gridmap-token");
 
   async function api(path, options = {}) {
@@ -53,6 +55,37 @@
     },
   }).addTo(map);
   const problemLayer = L.layerGroup().addTo(map);
+  const unitLayer = L.layerGroup();
+
+  function unitStyle(id) {
+    const on = state.units.has(id);
+    return { radius: on ? 6 : 3, color: on ? "#d35400" : "#34495e", weight: on ? 3 : 1,
+      fillOpacity: 0.8 };
+  }
+
+  async function loadUnits() {
+    unitLayer.clearLayers();
+    if (!$("show-units").checked || !state.draft) return;
+    const fc = await api(`/drafts/${state.draft}/units`);
+    for (const f of fc.features) {
+      const [lon, lat] = f.geometry.coordinates;
+      const m = L.circleMarker([lat, lon], Object.assign({ className: "gm-unit" }, unitStyle(f.id)));
+      m.bindTooltip(`楼栋 ${f.id}: ${f.properties.households}户 (${(f.properties.grid || "").slice(-3)})`);
+      m.on("click", (e) => {
+        L.DomEvent.stopPropagation(e);
+        if (state.units.has(f.id)) state.units.delete(f.id); else state.units.add(f.id);
+        m.setStyle(unitStyle(f.id));
+        say(`已选楼栋: ${[...state.units].join(", ") || "—"}`);
+      });
+      m.on("add", () => { m.getElement().dataset.unit = f.id; });
+      unitLayer.addLayer(m);
+    }
+    document.body.dataset.units = fc.features.length;
+  }
+  $("show-units").onchange = () => run("units", async () => {
+    if ($("show-units").checked) unitLayer.addTo(map); else unitLayer.remove();
+    await loadUnits();
+  });
   map.attributionControl.setPrefix(false);
 
   function gridStyle(code) {
@@ -96,6 +129,7 @@
     draftLayer.clearLayers().addData(fc);
     state.selected = new Set([...state.selected].filter((c) => c in state.grids));
     draftLayer.setStyle((f) => gridStyle(f.id));
+    if ($("show-units").checked) await loadUnits();
     if (fit && fc.features.length) map.fitBounds(draftLayer.getBounds(), { padding: [20, 20], animate: false });
     const lock = state.info.lock;
     $("draft-label").textContent = `· 草稿 ${d}`;
@@ -155,6 +189,13 @@
     split_n: () => edit({ op: "split_n", code: one(), parts: parseInt($("parts").value, 10) }),
     merge: () => edit({ op: "merge", codes: [...state.selected] }),
     delete: () => edit({ op: "delete", code: one() }),
+    move_units: async () => {
+      if (!state.units.size) throw { status: "", body: { detail: "请先点选要移动的楼栋" } };
+      const target = one();
+      const units = [...state.units];
+      state.units.clear();
+      await edit({ op: "move_units", units, target });
+    },
     replace_one: async () => {
       const code = one();
       await edit({ op: "replace_one", code, geom: await draw("polygon") });
