@@ -89,20 +89,30 @@ class Proposal:
         return (low, high) if self.verified else reconnect(at, low, high)
 
 
+_BEATEN = Proposal(-np.inf, np.empty(0, int), np.empty(0, int), verified=False)  # <= at_least
+
+
 def _bisect(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``region`` (atom ids) for ``n`` grids; return the low and high sides' atom ids."""
-    prop = _propose(at, region, n, uset)
-    if prop is None or not prop.verified:  # odd shapes: sweeps that only grow connected
-        alt = _propose(at, region, n, uset, grow=True)
-        if alt is not None and (alt.verified or prop is None):
-            prop = alt
-    # one block: its straight cuts are already among the sweeps' candidates
+    """Split ``region`` (atom ids) for ``n`` grids; return the low and high sides' atom ids.
+
+    The straight cut is scored first, so sweeps that cannot beat it are never planned.
+    """
     line = (
         best_line(at, region, n, uset) if LINES and len(region) > 1 and n <= LINES_MAX_N else None
     )
-    if line is not None and (prop is None or line.score > prop.score):
+    beat = -np.inf if line is None else line.score
+    prop = _propose(at, region, n, uset, at_least=beat)
+    if prop is not _BEATEN and (prop is None or not prop.verified):
+        # odd shapes: sweeps that only grow connected
+        alt = _propose(at, region, n, uset, grow=True, at_least=beat)
+        if alt is _BEATEN:
+            prop = _BEATEN if prop is None else prop
+        elif alt is not None and (alt.verified or prop is None):
+            prop = alt
+    # one block: its straight cuts are already among the sweeps' candidates
+    if line is not None and (prop is None or prop is _BEATEN or line.score > prop.score):
         return reconnect(at, *apply_line(at, region, line, uset))
-    if prop is None:
+    if prop is None or prop is _BEATEN:
         return _bisect_single(at, region, n, uset)
     return prop.apply(at, uset)
 
@@ -245,7 +255,7 @@ def _propose(
     ranked = np.argsort(-score, kind="stable")
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
-            return None
+            return _BEATEN
         xm = np.zeros(m, dtype=bool)
         if is_split[c]:
             xm[cx[c]] = True
@@ -276,9 +286,8 @@ def _plan(
     a, x = int(ca[c]), int(rid[cx[c]])
     d = uset.dirs[a]
     cg = float(cc[c] + d @ at.origin)
-    line, _ = half_planes(at, xg[np.searchsorted(sp, c) :][:1], d[None, :], np.array([cg]))
     side = uset.hi[at.units[x], a] < cc[c]
-    return at.plan_split(x, line[0], side, cg, d, uset)
+    return at.plan_split(x, side, cg, d, uset)
 
 
 def _bisect_single(
@@ -318,7 +327,7 @@ def _bisect_single(
     _, a, c, line = best
     d = uset.dirs[a]
     side = uset.hi[at.units[x], a] < c
-    return at.commit(at.plan_split(x, line, side, float(c + d @ at.origin), d, uset), uset)
+    return at.commit(at.plan_split(x, side, float(c + d @ at.origin), d, uset), uset)
 
 
 def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from gridmap.gridding_atoms import Atoms, UnitSet, polygon_props, union_atoms
-from gridmap.gridding_score import CLEAR, MU, NU, half_planes, predict
+from gridmap.gridding_score import CLEAR, MU, NU, predict
 
 __all__ = ["LineCut", "apply_line", "best_line"]
 
@@ -114,11 +114,8 @@ def apply_line(
         elif proj.min() >= cg:
             high.append(np.array([x]))
         else:
-            line, _ = half_planes(
-                at, np.array([at.geoms[x]], dtype=object), d[None, :], np.array([cg])
-            )
             side = uset.hi[at.units[x], cut.angle] < cut.c
-            lo_ids, hi_ids = at.commit(at.plan_split(int(x), line[0], side, cg, d, uset), uset)
+            lo_ids, hi_ids = at.commit(at.plan_split(int(x), side, cg, d, uset), uset)
             low.append(lo_ids)
             high.append(hi_ids)
     return _cat(low), _cat(high)
