@@ -84,6 +84,14 @@ class SplitPlan:
         return True
 
 
+def _grow(mat: np.ndarray, k: int) -> np.ndarray:
+    """``mat`` with ``k`` more zero rows and columns (``np.pad``, without its overhead)."""
+    m = len(mat)
+    out = np.zeros((m + k, m + k))
+    out[:m, :m] = mat
+    return out
+
+
 def _all_reached(adj: np.ndarray) -> bool:
     """Whether a small dense boolean adjacency matrix is one connected graph."""
     reach = np.zeros(len(adj), dtype=bool)
@@ -124,8 +132,8 @@ class Atoms:
         self.cen = np.concatenate([self.cen, cen])
         self.mom = np.concatenate([self.mom, mom])
         self.hh = np.concatenate([self.hh, hh])
-        self.L = np.pad(self.L, ((0, k), (0, k)))
-        self.Lnr = np.pad(self.Lnr, ((0, k), (0, k)))
+        self.L = _grow(self.L, k)
+        self.Lnr = _grow(self.Lnr, k)
         return np.arange(start, start + k)
 
     def plan_split(

@@ -39,11 +39,11 @@ def _split_candidates(
     kstar: np.ndarray,
     need: np.ndarray,
     uset: UnitSet,
-) -> list[tuple[int, int, float, float]]:
-    """(angle, boundary atom, cut position, households sent low) for each direction."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Angles, boundary atoms, cut positions and households sent low, one per direction."""
     K = order.shape[1]
     xs = order[kstar, np.arange(K)]
-    out = []
+    out_a, out_x, out_c, out_w = [], [], [], []
     for xi in np.unique(xs):
         sel = np.flatnonzero(xs == xi)
         ux = at.units[region[xi]]
@@ -57,18 +57,21 @@ def _split_candidates(
         valid = lo_s[1:] - run[:-1] > 2 * CLEAR
         dev = np.where(valid, np.abs(cumh[:-1] - need[sel][None, :]), np.inf)
         best = np.argmin(dev, axis=0)
-        for col, a in enumerate(sel):
-            i = best[col]
-            if np.isfinite(dev[i, col]):
-                out.append(
-                    (
-                        int(a),
-                        int(xi),
-                        float((run[i, col] + lo_s[i + 1, col]) / 2),
-                        float(cumh[i, col]),
-                    )
-                )
-    return out
+        cols = np.arange(len(sel))
+        ok = np.isfinite(dev[best, cols])
+        i, cols = best[ok], cols[ok]
+        out_a.append(sel[ok])
+        out_x.append(np.full(len(cols), xi))
+        out_c.append((run[i, cols] + lo_s[i + 1, cols]) / 2)
+        out_w.append(cumh[i, cols])
+    if not out_a:
+        return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
+    return (
+        np.concatenate(out_a),
+        np.concatenate(out_x),
+        np.concatenate(out_c).astype(float),
+        np.concatenate(out_w).astype(float),
+    )
 
 
 @dataclass
@@ -179,25 +182,21 @@ def _propose(
     ok = (ks >= 1) & (ks <= m - 1)
     wA = np.where(ok, cum[np.clip(ks - 1, 0, m - 1), aa], np.nan)
     ok &= np.abs(wA - T) <= SNAP_TOL * per * mn
-    c_a, c_k, c_w = list(aa[ok]), list(ks[ok]), list(wA[ok])
-    c_x, c_c = [-1] * len(c_a), [0.0] * len(c_a)
+    ca, ck, cw = aa[ok], ks[ok], wA[ok].astype(float)
+    cx, cc = np.full(len(ca), -1), np.zeros(len(ca))
     if not area_mode:
         base = np.where(kstar > 0, cum[np.maximum(kstar - 1, 0), np.arange(K)], 0.0)
-        for a, xi, c, w in _split_candidates(at, region, order, kstar, T - base, uset):
-            c_a.append(a)
-            c_k.append(kstar[a])
-            c_w.append(base[a] + w)
-            c_x.append(xi)
-            c_c.append(c)
-    if not c_a:  # nothing sensible: fall back to the best sweep stop whatever its error
+        sa, sx, sc, sw = _split_candidates(at, region, order, kstar, T - base, uset)
+        ca, ck = np.concatenate([ca, sa]), np.concatenate([ck, kstar[sa]])
+        cw = np.concatenate([cw, base[sa] + sw])
+        cx, cc = np.concatenate([cx, sx]), np.concatenate([cc, sc])
+    if not len(ca):  # nothing sensible: fall back to the best sweep stop whatever its error
         wA = np.where((ks >= 1) & (ks <= m - 1), cum[np.clip(ks - 1, 0, m - 1), aa], np.inf)
         flat = int(np.argmin(np.abs(wA - T)))
         if not np.isfinite(wA.flat[flat]):
             return None
-        c_a, c_k, c_w = [aa.flat[flat]], [ks.flat[flat]], [wA.flat[flat]]
-        c_x, c_c = [-1], [0.0]
-    ca, ck, cx = np.array(c_a), np.array(c_k), np.array(c_x)
-    cw, cc = np.array(c_w, dtype=float), np.array(c_c, dtype=float)
+        ca, ck, cw = np.array([aa.flat[flat]]), np.array([ks.flat[flat]]), np.array([wA.flat[flat]])
+        cx, cc = np.array([-1]), np.array([0.0])
     nc, is_split = len(ca), cx >= 0
     r_ca = rank[:, ca].T
     MA = (r_ca < ck[:, None]).astype(float)
@@ -345,10 +344,10 @@ def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:
     return leaves
 
 
-def _pair_score(at: Atoms, a: np.ndarray, b: np.ndarray) -> float:
-    """The bisection score (as in :func:`_propose` for two grids) of an existing pair."""
-    preds, hh = [], []
-    for ids in (a, b):
+def _pair_scores(at: Atoms, leaves: list[np.ndarray], onehot: np.ndarray, pairs: list) -> list:
+    """The bisection score (as in :func:`_propose` for two grids) of existing pairs."""
+    preds, hh, areas = [], [], []
+    for ids in leaves:
         area = at.area[ids]
         per = at.perim[ids].sum() - at.L[np.ix_(ids, ids)].sum()
         cen, mom = at.cen[ids], at.mom[ids]
@@ -360,10 +359,14 @@ def _pair_score(at: Atoms, a: np.ndarray, b: np.ndarray) -> float:
         ).sum(0)
         preds.append(predict(np.array([s0]), np.array([per]), cov[None, :], 1)[0])
         hh.append(at.hh[ids].sum())
-    scale = np.sqrt((at.area[a].sum() + at.area[b].sum()) / 2)
-    cut_nr = at.Lnr[np.ix_(a, b)].sum()
-    err = abs(hh[0] - hh[1]) / max(hh[0] + hh[1], 1e-9)
-    return float(np.mean(preds) - MU * cut_nr / scale - NU * err**2)
+        areas.append(s0)
+    cut = onehot @ at.Lnr @ onehot.T
+    out = []
+    for i, j in pairs:
+        scale = np.sqrt((areas[i] + areas[j]) / 2)
+        err = abs(hh[i] - hh[j]) / max(hh[i] + hh[j], 1e-9)
+        out.append(float((preds[i] + preds[j]) / 2 - MU * cut[i, j] / scale - NU * err**2))
+    return out
 
 
 def refine(at: Atoms, leaves: list[np.ndarray], uset: UnitSet, passes: int = 2) -> list[np.ndarray]:
@@ -385,7 +388,7 @@ def refine(at: Atoms, leaves: list[np.ndarray], uset: UnitSet, passes: int = 2) 
             for j in range(i + 1, len(leaves))
             if shared[i, j] > 0
         ]
-        current = [_pair_score(at, leaves[i], leaves[j]) for i, j in pairs]
+        current = _pair_scores(at, leaves, onehot, pairs)
         touched: set[int] = set()
         improved = False
         for p in np.argsort(current, kind="stable"):
