@@ -209,20 +209,28 @@ def _propose(
         f[sp], perA[sp], chord[sp], cenA[sp] = clip_low(at, xg, uset.dirs[ca[sp]], cc[sp])
     rid = region
     Lr, Lnr = at.L[np.ix_(rid, rid)], at.Lnr[np.ix_(rid, rid)]
-    LA, LB, NA, NB = MA @ Lr, MB @ Lr, MA @ Lnr, MB @ Lnr
-    cut_nr = (NA * MB).sum(1)
+    # sums over the (sparse) shared edges instead of dense products with the adjacency
+    ei, ej = np.nonzero(Lr)
+    up = ei < ej
+    ei, ej = ei[up], ej[up]
+    w, wn = Lr[ei, ej], Lnr[ei, ej]
+    ai, aj, bi, bj = MA[:, ei], MA[:, ej], MB[:, ei], MB[:, ej]
+    inner_a, inner_b = 2 * ((ai * aj) @ w), 2 * ((bi * bj) @ w)  # (LA * MA).sum(1), ...
+    cut_nr = (ai * bj + aj * bi) @ wn  # (NA * MB).sum(1)
     xs = np.where(is_split, cx, 0)
-    ar = np.arange(nc)
-    lxa, lxb = np.where(is_split, LA[ar, xs], 0), np.where(is_split, LB[ar, xs], 0)
-    nxa, nxb = np.where(is_split, NA[ar, xs], 0), np.where(is_split, NB[ar, xs], 0)
+    Lx, Nx = Lr[xs], Lnr[xs]  # each candidate's boundary atom against the others
+    lxa = np.where(is_split, (MA * Lx).sum(1), 0)
+    lxb = np.where(is_split, (MB * Lx).sum(1), 0)
+    nxa = np.where(is_split, (MA * Nx).sum(1), 0)
+    nxb = np.where(is_split, (MB * Nx).sum(1), 0)
     cut_nr += nxa * (1 - f) + nxb * f + chord
     ax, px = at.area[rid][xs], at.perim[rid][xs]
     area_A = MA @ at.area[rid] + f * ax
     area_B = at.area[rid].sum() - area_A
-    per_A = MA @ at.perim[rid] - (LA * MA).sum(1) + np.where(is_split, perA - 2 * lxa * f, 0)
+    per_A = MA @ at.perim[rid] - inner_a + np.where(is_split, perA - 2 * lxa * f, 0)
     per_B = (
         MB @ at.perim[rid]
-        - (LB * MB).sum(1)
+        - inner_b
         + np.where(is_split, px + 2 * chord - perA - 2 * lxb * (1 - f), 0)
     )
     cen, mom, a_r = at.cen[rid], at.mom[rid], at.area[rid]

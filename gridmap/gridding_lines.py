@@ -107,11 +107,18 @@ def apply_line(
     d = uset.dirs[cut.angle]
     cg = cut.c + float(d @ at.origin)
     low, high = [], []
-    for x in region:
-        proj = shapely.get_coordinates(at.geoms[x]) @ d
-        if proj.max() <= cg:
+    coords, idx = shapely.get_coordinates(
+        np.asarray([at.geoms[x] for x in region], dtype=object), return_index=True
+    )
+    proj = coords @ d
+    pmin = np.full(len(region), np.inf)
+    pmax = np.full(len(region), -np.inf)
+    np.minimum.at(pmin, idx, proj)
+    np.maximum.at(pmax, idx, proj)
+    for t, x in enumerate(region):
+        if pmax[t] <= cg:
             low.append(np.array([x]))
-        elif proj.min() >= cg:
+        elif pmin[t] >= cg:
             high.append(np.array([x]))
         else:
             side = uset.hi[at.units[x], cut.angle] < cut.c
