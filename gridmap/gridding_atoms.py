@@ -25,6 +25,7 @@ __all__ = [
     "polygon_props",
     "shared_lengths",
     "union_atoms",
+    "unique_rows",
 ]
 
 ANGLE_STEP = 15.0  # degrees between candidate cut directions
@@ -169,7 +170,7 @@ class Atoms:
         self._orphans(pieces, low, piece_units, ux, side_of, uset)
         pc = shapely.get_coordinates(np.asarray(pieces, dtype=object))
         far = tree.query(pc, k=1, p=np.inf)[0] > 0  # vertices not in x or its neighbours
-        cut_pts = _unique_rows(pc[far])
+        cut_pts = unique_rows(pc[far])
         # neighbours get the new vertices that fall on the edges they share with x
         snapped = [self.geoms[y] for y in nbrs]
         if len(cut_pts) and len(nbrs):
@@ -309,7 +310,7 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
     dist, near = tree.query(coords, k=1, p=np.inf)
     hit = dist <= SNAP_TOL
     coords[hit] = ref[near[hit]]
-    new = _unique_rows(coords[~hit])
+    new = unique_rows(coords[~hit])
     if len(new) > 1:
         rep = np.arange(len(new))
         for i in range(1, len(new)):
@@ -328,7 +329,7 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
     return list(parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)])
 
 
-def _unique_rows(a: np.ndarray) -> np.ndarray:
+def unique_rows(a: np.ndarray) -> np.ndarray:
     """The distinct rows of an (n, 2) array, sorted (``np.unique(a, axis=0)``, faster)."""
     if len(a) <= 1:
         return a.reshape(-1, 2)

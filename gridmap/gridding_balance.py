@@ -16,6 +16,7 @@ import numpy as np
 
 from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet, polygon_props
 from gridmap.gridding_polish import MU, NU
+from gridmap.gridding_repair import between_grids
 from gridmap.gridding_score import CLEAR
 
 __all__ = ["balance"]
@@ -26,7 +27,7 @@ ATOMS_PER_PAIR = 2  # boundary atoms tried per pair (longest common edge first)
 SPREAD = 1  # directions tried on each side of the one pointing at the emptier grid
 MIN_GAIN = 1e-4
 HH_GAIN = 0.05  # cuts gaining less than this on balance alone rarely pay for their edge
-PLANS_PER_PAIR = 3  # cuts planned and scored exactly per pair, best balance first
+PLANS_PER_PAIR = 1  # cuts planned and scored exactly per pair, best balance first
 
 
 def _pp(area: float, perim: float) -> float:
@@ -140,9 +141,7 @@ def balance(
         for i, lv in enumerate(leaves):
             lab[lv] = i
         w = np.array([at.hh[lv].sum() for lv in leaves])
-        onehot = np.zeros((n, len(at.geoms)))
-        onehot[lab[lab >= 0], np.flatnonzero(lab >= 0)] = 1.0
-        shared = onehot @ at.L @ onehot.T
+        shared = between_grids(at.L, lab, n)
         gi, hi_ = np.nonzero((shared > 0) & (w[:, None] - w[None, :] > MIN_DIFF * mean))
         if not len(gi):
             break

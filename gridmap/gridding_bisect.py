@@ -19,7 +19,7 @@ import shapely
 
 from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet
 from gridmap.gridding_lines import apply_line, best_line
-from gridmap.gridding_repair import connected, reconnect
+from gridmap.gridding_repair import between_grids, connected, reconnect
 from gridmap.gridding_score import CLEAR, MU, NU, clip_low, half_planes, predict
 
 __all__ = ["partition", "refine"]
@@ -352,7 +352,7 @@ def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:
     return leaves
 
 
-def _pair_scores(at: Atoms, leaves: list[np.ndarray], onehot: np.ndarray, pairs: list) -> list:
+def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: list) -> list:
     """The bisection score (as in :func:`_propose` for two grids) of existing pairs."""
     preds, hh, areas = [], [], []
     for ids in leaves:
@@ -368,7 +368,7 @@ def _pair_scores(at: Atoms, leaves: list[np.ndarray], onehot: np.ndarray, pairs:
         preds.append(predict(np.array([s0]), np.array([per]), cov[None, :], 1)[0])
         hh.append(at.hh[ids].sum())
         areas.append(s0)
-    cut = onehot @ at.Lnr @ onehot.T
+    cut = between_grids(at.Lnr, lab, len(leaves))
     out = []
     for i, j in pairs:
         scale = np.sqrt((areas[i] + areas[j]) / 2)
@@ -387,16 +387,14 @@ def refine(at: Atoms, leaves: list[np.ndarray], uset: UnitSet, passes: int = 2) 
         lab = np.full(len(at.geoms), -1)
         for i, lv in enumerate(leaves):
             lab[lv] = i
-        onehot = np.zeros((len(leaves), len(at.geoms)))
-        onehot[lab[lab >= 0], np.flatnonzero(lab >= 0)] = 1.0
-        shared = onehot @ at.L @ onehot.T
+        shared = between_grids(at.L, lab, len(leaves))
         pairs = [
             (i, j)
             for i in range(len(leaves))
             for j in range(i + 1, len(leaves))
             if shared[i, j] > 0
         ]
-        current = _pair_scores(at, leaves, onehot, pairs)
+        current = _pair_scores(at, leaves, lab, pairs)
         touched: set[int] = set()
         improved = False
         for p in np.argsort(current, kind="stable"):

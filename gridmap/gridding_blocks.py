@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
 
-from gridmap.gridding_atoms import Atoms, UnitSet, polygon_props, shared_lengths, union_atoms
+from gridmap.gridding_atoms import (
+    Atoms,
+    UnitSet,
+    polygon_props,
+    shared_lengths,
+    union_atoms,
+    unique_rows,
+)
 
 __all__ = ["build_atoms"]
 
@@ -21,6 +29,7 @@ SMALL_AREA = 50.0  # m²: faces smaller than this are merged too
 ROAD_CLEAR = 0.5  # m: roads are erased this close to a unit so no unit sits on a block edge
 GRID = 1e-6  # m: precision grid of the noded blocks
 EDGE_SNAP = 0.5  # m: roads this close to the community edge are snapped onto it
+TWIN = 1e-3  # m: noded vertices this close but distinct send the linework to snap rounding
 
 
 def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarray) -> list:
@@ -53,13 +62,27 @@ def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarr
     linework = lines
     if obstacles:
         linework = shapely.difference(lines, shapely.union_all(obstacles))
-    # snap-rounded noding on a micrometre grid: no needles or vertex twins 1e-11 m apart
-    noded = shapely.union_all([part.boundary, *linework], grid_size=GRID)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    faces = _node_faces([part.boundary, *linework])
     if len(faces) <= 1:
         return [part]
     reps = shapely.point_on_surface(faces)
     return list(faces[shapely.contains(part, reps)])
+
+
+def _node_faces(linework: list) -> np.ndarray:
+    """Faces of the linework noded together.
+
+    Floating-point noding is tried first (fast); when it leaves distinct vertices closer than
+    :data:`TWIN` or an invalid face, the linework is noded again with snap rounding on a
+    micrometre grid, which leaves no needles or vertex twins 1e-11 m apart.
+    """
+    noded = shapely.union_all(linework)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    pts = unique_rows(shapely.get_coordinates(noded))
+    if len(pts) > 1 and (cKDTree(pts).query_pairs(TWIN) or not shapely.is_valid(faces).all()):
+        noded = shapely.union_all(linework, grid_size=GRID)
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    return faces
 
 
 def _root(parent: np.ndarray, a: int) -> int:

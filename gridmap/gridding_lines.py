@@ -80,8 +80,9 @@ def best_line(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> LineCut |
         return None
     coords = shapely.get_coordinates(whole) - at.origin
     d, e = uset.dirs[angles], np.column_stack([-uset.dirs[angles, 1], uset.dirs[angles, 0]])
-    rot = [np.column_stack([coords @ d[j] - c[j], coords @ e[j]]) for j in range(len(angles))]
-    rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), np.concatenate(rot))
+    rot = np.stack([coords @ d.T - c, coords @ e.T], axis=-1)  # (vertex, angle, uv)
+    rot = rot.transpose(1, 0, 2).reshape(-1, 2)
+    rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), rot)
     low = shapely.clip_by_rect(rg, -BIG, -BIG, 0.0, BIG)
     high = shapely.clip_by_rect(rg, 0.0, -BIG, BIG, BIG)
     aA, pA, cA, kA = _side_props(low)

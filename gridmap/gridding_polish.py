@@ -42,13 +42,17 @@ def polish(
     Lnr = at.Lnr[np.ix_(ids, ids)]
     area, perim, hh = at.area[ids], at.perim[ids], at.hh[ids]
     weight = hh if hh.sum() > 0 else area
+    ei, ej = np.nonzero(L)  # the adjacency is sparse: sums over its entries, not products
+    ew, enr = L[ei, ej], Lnr[ei, ej]
     mean = weight.sum() / n
     scale = np.sqrt(area.sum() / n)
     for _ in range(rounds):
         onehot = np.zeros((m, n))
         onehot[np.arange(m), lab] = 1.0
-        M = L @ onehot  # shared edge of each atom with each grid
-        Mnr = Lnr @ onehot
+        M = np.zeros((m, n))  # shared edge of each atom with each grid
+        np.add.at(M, (ei, lab[ej]), ew)
+        Mnr = np.zeros((m, n))
+        np.add.at(Mnr, (ei, lab[ej]), enr)
         A = onehot.T @ area
         P = onehot.T @ perim - (M * onehot).sum(0)
         W = onehot.T @ weight
