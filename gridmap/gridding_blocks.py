@@ -43,7 +43,10 @@ def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarr
         return [part]
     shapely.prepare(part)
     near = near[shapely.intersects(part, near)]
-    lines = shapely.get_parts(shapely.intersection(near, part))
+    clipped = near.copy()  # roads well inside the part need no overlay
+    cross = ~shapely.contains_properly(part, near)
+    clipped[cross] = shapely.intersection(near[cross], part)
+    lines = shapely.get_parts(clipped)
     lines = lines[shapely.get_type_id(lines) == 1] if len(lines) else lines
     if len(lines) == 0:
         return [part]
