@@ -215,7 +215,9 @@ def _improve(
     keep it where it is no worse in balance and compactness and scores better overall."""
     best = polish(at, leaves, small)
     if BALANCE:
-        best = polish(at, balance(at, best, uset, small), small)
+        cut = balance(at, best, uset, small)
+        if any(len(a) != len(b) or (a != b).any() for a, b in zip(cut, best, strict=True)):
+            best = polish(at, cut, small)  # unchanged grids are already polished
     if not LLOYD:
         return at, best
     work = copy_atoms(at)
