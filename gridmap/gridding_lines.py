@@ -85,8 +85,10 @@ def best_line(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> LineCut |
     rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), rot)
     low = shapely.clip_by_rect(rg, -BIG, -BIG, 0.0, BIG)
     high = shapely.clip_by_rect(rg, 0.0, -BIG, BIG, BIG)
-    aA, pA, cA, kA = _side_props(low)
-    aB, pB, cB, kB = _side_props(high)
+    k = len(angles)
+    s0, sp, sc, sk = _side_props(np.concatenate([low, high]))  # both sides in one pass
+    aA, pA, cA, kA = s0[:k], sp[:k], sc[:k], sk[:k]
+    aB, pB, cB, kB = s0[k:], sp[k:], sc[k:], sk[k:]
     chord = np.maximum((pA + pB - whole.length) / 2, 0.0)
     scale = np.sqrt(whole.area / n)
     score = (
