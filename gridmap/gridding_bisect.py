@@ -40,38 +40,40 @@ def _split_candidates(
     need: np.ndarray,
     uset: UnitSet,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Angles, boundary atoms, cut positions and households sent low, one per direction."""
+    """Angles, boundary atoms, cut positions and households sent low, one per direction.
+
+    All directions at once: each direction's boundary-atom units form a group of a flat array,
+    sorted by group, then by the units' low extent along the direction.
+    """
     K = order.shape[1]
     xs = order[kstar, np.arange(K)]
-    out_a, out_x, out_c, out_w = [], [], [], []
-    for xi in np.unique(xs):
-        sel = np.flatnonzero(xs == xi)
-        ux = at.units[region[xi]]
-        if len(ux) < 2:
-            continue
-        lo, hi = uset.lo[np.ix_(ux, sel)], uset.hi[np.ix_(ux, sel)]
-        srt = np.argsort(lo, axis=0, kind="stable")
-        lo_s = np.take_along_axis(lo, srt, axis=0)
-        run = np.maximum.accumulate(np.take_along_axis(hi, srt, axis=0), axis=0)
-        cumh = np.cumsum(uset.hh[ux][srt], axis=0)
-        valid = lo_s[1:] - run[:-1] > 2 * CLEAR
-        dev = np.where(valid, np.abs(cumh[:-1] - need[sel][None, :]), np.inf)
-        best = np.argmin(dev, axis=0)
-        cols = np.arange(len(sel))
-        ok = np.isfinite(dev[best, cols])
-        i, cols = best[ok], cols[ok]
-        out_a.append(sel[ok])
-        out_x.append(np.full(len(cols), xi))
-        out_c.append((run[i, cols] + lo_s[i + 1, cols]) / 2)
-        out_w.append(cumh[i, cols])
-    if not out_a:
+    units = [at.units[region[x]] for x in xs]
+    sizes = np.array([len(u) for u in units])
+    keep = np.flatnonzero(sizes >= 2)
+    if not len(keep):
         return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
-    return (
-        np.concatenate(out_a),
-        np.concatenate(out_x),
-        np.concatenate(out_c).astype(float),
-        np.concatenate(out_w).astype(float),
-    )
+    grp = np.repeat(keep, sizes[keep])
+    ux = np.concatenate([units[a] for a in keep])
+    lo, hi = uset.lo[ux, grp], uset.hi[ux, grp]
+    srt = np.lexsort((lo, grp))
+    grp, lo, hi, hh = grp[srt], lo[srt], hi[srt], uset.hh[ux[srt]]
+    start = np.r_[0, np.cumsum(sizes[keep])[:-1]]
+    first = np.zeros(len(grp), dtype=bool)
+    first[start] = True
+    # running maximum of the high extents within each group (groups lifted apart)
+    lift = (np.cumsum(first) - 1) * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
+    run = np.maximum.accumulate(hi + lift) - lift
+    cumh = np.cumsum(hh)
+    cumh -= np.repeat(cumh[start] - hh[start], sizes[keep])
+    nxt = np.r_[lo[1:], np.inf]
+    last = np.r_[first[1:], True]
+    valid = ~last & (nxt - run > 2 * CLEAR)
+    dev = np.where(valid, np.abs(cumh - need[grp]), np.inf)
+    pick = np.lexsort((np.arange(len(grp)), dev, grp))[start]  # first smallest per group
+    ok = np.isfinite(dev[pick])
+    pick = pick[ok]
+    a = grp[pick]
+    return a, xs[a], (run[pick] + nxt[pick]) / 2, cumh[pick]
 
 
 @dataclass
