@@ -55,14 +55,13 @@ class UnitSet:
 
 @dataclass
 class SplitPlan:
-    """Atoms cut in pieces by one line, with the adjacency the pieces would have (not applied)."""
+    """One atom cut in pieces, with the adjacency the pieces would have (not yet applied)."""
 
-    x: np.ndarray  # the atoms cut
-    owner: np.ndarray  # per piece, its atom's index in ``x``
+    x: int
     pieces: list
     low: np.ndarray  # piece on the low side of the cut
     units: list  # unit indices per piece
-    nbrs: np.ndarray  # atoms that touched ``x`` (``x`` itself excluded)
+    nbrs: np.ndarray  # atoms that touched x
     snapped: list  # their geometries with the cut's end points inserted
     i: np.ndarray  # adjacency among pieces + nbrs (local indices, pieces first)
     j: np.ndarray
@@ -152,43 +151,28 @@ class Atoms:
         ``side_of`` tells for each unit of ``x`` whether it goes low (True). Units never lie on
         the line: the caller chose ``c`` in a gap between unit extents.
         """
-        return self.plan_cut(np.array([x]), [side_of], c, d, uset)
-
-    def plan_cut(
-        self, xs: np.ndarray, sides: list, c: float, d: np.ndarray, uset: UnitSet
-    ) -> SplitPlan:
-        """:meth:`plan_split` of several atoms crossed by the same line, in one pass."""
-        xs = np.asarray(xs, dtype=int)
-        nbrs = np.flatnonzero((self.L[xs] > 0).any(axis=0))
-        nbrs = nbrs[~np.isin(nbrs, xs)]
+        xg = self.geoms[x]
+        xv = shapely.get_coordinates(xg)
         # a cut within a micrometre of a vertex goes through it: no needle pieces, no near-twins
-        ref = shapely.get_coordinates(
-            np.asarray([self.geoms[y] for y in np.concatenate([xs, nbrs])], dtype=object)
-        )
+        nbrs = np.flatnonzero(self.L[x] > 0)
+        ref = np.concatenate([xv] + [shapely.get_coordinates(self.geoms[y]) for y in nbrs])
         tree = cKDTree(ref)
-        raw = [_split(self.geoms[x], d, c) for x in xs]
-        owner = np.repeat(np.arange(len(xs)), [len(r) for r in raw])
-        pieces, owner = _snap_vertices(np.concatenate(raw), ref, tree, owner)
+        pieces = _snap_vertices(_split(xg, d, c), ref, tree)
         reps = shapely.point_on_surface(np.asarray(pieces, dtype=object))
         low = shapely.get_coordinates(reps) @ d < c
-        piece_units: list = [None] * len(pieces)
-        for n, x in enumerate(xs):
-            mine_p = np.flatnonzero(owner == n)
-            ux, side_of = self.units[x], sides[n]
-            got = []
-            for i in mine_p:
-                mine = ux[side_of == low[i]]
-                if int(np.sum(low[mine_p] == low[i])) > 1 and len(mine):
-                    inside = shapely.contains_xy(pieces[i], uset.xy[mine, 0], uset.xy[mine, 1])
-                    mine = mine[inside]
-                got.append(mine)
-            self._orphans([pieces[i] for i in mine_p], low[mine_p], got, ux, side_of, uset)
-            for i, g in zip(mine_p, got, strict=True):
-                piece_units[i] = g
+        ux = self.units[x]
+        piece_units = []
+        for i, p in enumerate(pieces):
+            mine = ux[side_of == low[i]]
+            if int(np.sum(low == low[i])) > 1 and len(mine):
+                inside = shapely.contains_xy(p, uset.xy[mine, 0], uset.xy[mine, 1])
+                mine = mine[inside]
+            piece_units.append(mine)
+        self._orphans(pieces, low, piece_units, ux, side_of, uset)
         pc = shapely.get_coordinates(np.asarray(pieces, dtype=object))
-        far = tree.query(pc, k=1, p=np.inf)[0] > 0  # vertices not in xs or their neighbours
+        far = tree.query(pc, k=1, p=np.inf)[0] > 0  # vertices not in x or its neighbours
         cut_pts = unique_rows(pc[far])
-        # neighbours get the new vertices that fall on the edges they share with xs
+        # neighbours get the new vertices that fall on the edges they share with x
         snapped = [self.geoms[y] for y in nbrs]
         if len(cut_pts) and len(nbrs):
             b = shapely.bounds(np.asarray(snapped, dtype=object))
@@ -204,44 +188,28 @@ class Atoms:
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
-        return SplitPlan(
-            xs, owner, pieces, low, piece_units, nbrs, snapped, si[keep], sj[keep], ln[keep]
-        )
+        return SplitPlan(x, pieces, low, piece_units, nbrs, snapped, si[keep], sj[keep], ln[keep])
 
     def commit(self, plan: SplitPlan, uset: UnitSet) -> tuple[np.ndarray, np.ndarray]:
         """Apply a :meth:`plan_split`; return the ids of the low and the high pieces."""
-        xs, k = plan.x, len(plan.pieces)
+        x, k = plan.x, len(plan.pieces)
         for y, g in zip(plan.nbrs, plan.snapped, strict=True):
             self.geoms[y] = g
         hh = np.array([uset.hh[u].sum() for u in plan.units], dtype=float)
-        # share of each old edge off the roads, taken before the cut atoms are dropped
-        ratio = np.where(self.L[xs] > 0, self.Lnr[xs] / np.maximum(self.L[xs], 1e-12), 0.0)
         ids = self.add(plan.pieces, plan.units, hh)
         allids = np.concatenate([ids, plan.nbrs])
         gi, gj, ln = allids[plan.i], allids[plan.j], plan.length
         np.add.at(self.L, (gi, gj), ln)
         np.add.at(self.L, (gj, gi), ln)
-        # an edge between pieces of one atom is the cut (off the roads); other edges keep the
-        # share of the old edge they lie on
-        pi, pj = plan.i < k, plan.j < k
-        oi = plan.owner[np.where(pi, plan.i, 0)]
-        oj = plan.owner[np.where(pj, plan.j, 0)]
-        share = np.ones(len(ln))
-        two = pi & pj & (oi != oj)  # pieces of two atoms, along their old common edge
-        share[two] = ratio[oi[two], xs[oj[two]]]
-        one = pi & ~pj
-        share[one] = ratio[oi[one], gj[one]]
-        one = pj & ~pi
-        share[one] = ratio[oj[one], gi[one]]
-        nr = share * ln
+        # cut edges between pieces are not on a road; edges to neighbours keep x's share
+        ratio = np.where(self.L[x] > 0, self.Lnr[x] / np.maximum(self.L[x], 1e-12), 0.0)
+        both = (plan.i < k) & (plan.j < k)
+        nr = np.where(both, 1.0, np.where(plan.i < k, ratio[gj], ratio[gi])) * ln
         np.add.at(self.Lnr, (gi, gj), nr)
         np.add.at(self.Lnr, (gj, gi), nr)
-        self.L[xs, :] = 0.0
-        self.L[:, xs] = 0.0
-        self.Lnr[xs, :] = 0.0
-        self.Lnr[:, xs] = 0.0
-        for x in xs:
-            self.alive[x] = False
+        self.L[x, :] = self.L[:, x] = 0.0
+        self.Lnr[x, :] = self.Lnr[:, x] = 0.0
+        self.alive[x] = False
         return ids[plan.low], ids[~plan.low]
 
     @staticmethod
@@ -331,16 +299,13 @@ def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     return Polygon(rings[0], rings[1:]) if changed else poly
 
 
-def _snap_vertices(
-    pieces: np.ndarray, ref: np.ndarray, tree: cKDTree, owner: np.ndarray
-) -> tuple[list, np.ndarray]:
+def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
     """Make the pieces' vertices agree with each other and with the neighbours.
 
     Vertices within :data:`SNAP_TOL` of a reference vertex move onto it, and new vertices
     within it of each other become one, alike in every piece (GEOS's snap is not symmetric
     between two pieces). A cut grazing a needle of the atom would otherwise leave twins
-    1e-10 m apart that break the coverage. Needle pieces left over are dropped; ``owner``
-    follows the pieces.
+    1e-10 m apart that break the coverage. Needle pieces left over are dropped.
     """
     coords = shapely.get_coordinates(pieces)
     dist, near = tree.query(coords, k=1, p=np.inf)
@@ -361,9 +326,8 @@ def _snap_vertices(
     bad = ~shapely.is_valid(out)
     if bad.any():
         out[bad] = shapely.make_valid(out[bad])
-    parts, idx = shapely.get_parts(out, return_index=True)
-    keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)
-    return list(parts[keep]), owner[idx[keep]]
+    parts = shapely.get_parts(out)
+    return list(parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)])
 
 
 def unique_rows(a: np.ndarray) -> np.ndarray:

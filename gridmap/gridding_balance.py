@@ -79,7 +79,7 @@ def _gain(
 ) -> float:
     """Objective gain of moving the high pieces of ``plan`` from grid ``g`` to grid ``h``."""
     (ag, pg, wg), (ah, ph, wh) = stats
-    x, k = int(plan.x[0]), len(plan.pieces)
+    x, k = plan.x, len(plan.pieces)
     area, perim, _, _ = polygon_props(plan.pieces, at.origin)
     hh = np.array([uset.hh[u].sum() for u in plan.units])
     lo, hi = plan.low, ~plan.low
@@ -187,7 +187,7 @@ def balance(
             if best is None:
                 continue
             lo_ids, hi_ids = at.commit(best[1], uset)
-            x = int(best[1].x[0])
+            x = best[1].x
             leaves[g] = np.concatenate([g_ids[g_ids != x], lo_ids])
             leaves[h] = np.concatenate([h_ids, hi_ids])
             touched[g] = touched[h] = True

@@ -118,19 +118,16 @@ def apply_line(
     pmax = np.full(len(region), -np.inf)
     np.minimum.at(pmin, idx, proj)
     np.maximum.at(pmax, idx, proj)
-    crossed = []
     for t, x in enumerate(region):
         if pmax[t] <= cg:
             low.append(np.array([x]))
         elif pmin[t] >= cg:
             high.append(np.array([x]))
         else:
-            crossed.append(int(x))
-    if crossed:  # every crossed atom cut in one pass
-        sides = [uset.hi[at.units[x], cut.angle] < cut.c for x in crossed]
-        lo_ids, hi_ids = at.commit(at.plan_cut(np.array(crossed), sides, cg, d, uset), uset)
-        low.append(lo_ids)
-        high.append(hi_ids)
+            side = uset.hi[at.units[x], cut.angle] < cut.c
+            lo_ids, hi_ids = at.commit(at.plan_split(int(x), side, cg, d, uset), uset)
+            low.append(lo_ids)
+            high.append(hi_ids)
     return _cat(low), _cat(high)
 
 
