@@ -22,7 +22,6 @@ __all__ = [
     "Atoms",
     "SplitPlan",
     "UnitSet",
-    "insert_vertices",
     "polygon_props",
     "shared_lengths",
     "union_atoms",
@@ -184,7 +183,7 @@ class Atoms:
                 & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
             ).any(axis=1)
             for q in np.flatnonzero(hit):
-                snapped[q] = insert_vertices(snapped[q], cut_pts)
+                snapped[q] = _insert_vertices(snapped[q], cut_pts)
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
@@ -263,7 +262,7 @@ def _split(poly: Polygon, d: np.ndarray, c: float) -> np.ndarray:
     return shapely.set_coordinates(parts, back)
 
 
-def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
+def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     """``poly`` with each point of ``pts`` lying on one of its edges inserted as a vertex."""
     if not len(pts):
         return poly
