@@ -22,6 +22,7 @@ __all__ = [
     "Atoms",
     "SplitPlan",
     "UnitSet",
+    "insert_vertices",
     "polygon_props",
     "shared_lengths",
     "union_atoms",
@@ -183,7 +184,7 @@ class Atoms:
                 & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
             ).any(axis=1)
             for q in np.flatnonzero(hit):
-                snapped[q] = _insert_vertices(snapped[q], cut_pts)
+                snapped[q] = insert_vertices(snapped[q], cut_pts)
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
@@ -262,7 +263,7 @@ def _split(poly: Polygon, d: np.ndarray, c: float) -> np.ndarray:
     return shapely.set_coordinates(parts, back)
 
 
-def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
+def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     """``poly`` with each point of ``pts`` lying on one of its edges inserted as a vertex."""
     if not len(pts):
         return poly
@@ -288,6 +289,9 @@ def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
         foot = a[None] + t[..., None] * ab[None]
         dist = np.abs(pts[:, None, :] - foot).max(axis=2)
         on = (dist <= SNAP_TOL) & (t > 0) & (t < 1)
+        # a point near two edges (the two sides of a needle) goes on the nearest one only:
+        # inserting it on both would fold the needle into a self-intersecting spike
+        on &= dist <= np.where(on, dist, np.inf).min(axis=1, keepdims=True)
         if not on.any():
             rings.append(c)
             continue
