@@ -19,7 +19,7 @@ from gridmap.gridding_repair import connected
 __all__ = ["polish"]
 
 NU = 50.0  # price of the squared relative household error of a grid
-MU = 0.12  # price of grid edge off the roads, per typical grid side
+MU = 0.25  # price of grid edge off the roads, per typical grid side
 ROUNDS = 40  # rounds of moves at most
 MIN_GAIN = 1e-4
 
