@@ -9,8 +9,12 @@ street grid that stop on a road or cut one block, and straight cuts across sever
 household imbalance (:mod:`gridmap.gridding_score`). Detached pieces go to the neighbour sharing
 the longest edge and badly scored neighbour pairs are re-cut (:mod:`gridmap.gridding_repair`).
 Last, single atoms move between neighbouring grids while that improves compactness, balance and
-length on the roads together (:mod:`gridmap.gridding_polish`).
-With :data:`LLOYD`, a copy also goes through capacity-constrained Lloyd steps on the atoms
+length on the roads together (:mod:`gridmap.gridding_polish`); then boundary blocks between
+neighbouring grids of unequal households are cut between their units so that the part facing
+the emptier grid changes hands, when that improves the same objective
+(:mod:`gridmap.gridding_balance`), and the atoms are polished again.
+With :data:`LLOYD` (off by default: after the balancing cuts it no longer pays for its time), a
+copy also goes through capacity-constrained Lloyd steps on the atoms
 (:mod:`gridmap.gridding_lloyd`), repair and polishing, and replaces the polished grids only
 where it is no worse in balance and compactness and better on the polishing objective.
 Building units are indivisible: no unit point lies on a grid edge and no footprint is split.
@@ -45,6 +49,7 @@ from shapely.geometry.base import BaseGeometry
 from gridmap.crs import metric_crs_for_geometry, to_metric, transform_geometry
 from gridmap.errors import InvalidInput
 from gridmap.gridding_atoms import ANGLE_STEP, Atoms, UnitSet, union_atoms
+from gridmap.gridding_balance import balance
 from gridmap.gridding_bisect import partition, refine
 from gridmap.gridding_blocks import build_atoms
 from gridmap.gridding_lloyd import copy_atoms, grid_figures, lloyd
@@ -65,7 +70,8 @@ DEFAULT_HOUSEHOLDS_PER_GRID = 250  # ≈ 280,000 households / 1,110 grids in Yic
 SLIVER_SHARE = 0.10  # a grid under this share of the target households is a sliver
 POLISH = True  # move single atoms between neighbouring grids after the repairs
 REFINE_PASSES = 2  # passes re-cutting neighbouring pairs after the recursive bisection
-LLOYD = True  # also try capacity-constrained Lloyd steps on the atoms; keep the better grids
+BALANCE = True  # cut boundary blocks between neighbouring grids to even out households
+LLOYD = False  # also try capacity-constrained Lloyd steps on the atoms; keep the better grids
 
 
 def _units(units: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -208,6 +214,10 @@ def _improve(
     """Polish ``leaves``; with :data:`LLOYD`, also Lloyd-step, repair and polish a copy, and
     keep it where it is no worse in balance and compactness and scores better overall."""
     best = polish(at, leaves, small)
+    if BALANCE:
+        cut = balance(at, best, uset, small)
+        if any(len(a) != len(b) or (a != b).any() for a, b in zip(cut, best, strict=True)):
+            best = polish(at, cut, small)  # unchanged grids are already polished
     if not LLOYD:
         return at, best
     work = copy_atoms(at)

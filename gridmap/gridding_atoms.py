@@ -15,7 +15,6 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
-from shapely.ops import split as split_polygon
 
 __all__ = [
     "ANGLE_STEP",
@@ -23,9 +22,11 @@ __all__ = [
     "Atoms",
     "SplitPlan",
     "UnitSet",
+    "insert_vertices",
     "polygon_props",
     "shared_lengths",
     "union_atoms",
+    "unique_rows",
 ]
 
 ANGLE_STEP = 15.0  # degrees between candidate cut directions
@@ -85,6 +86,14 @@ class SplitPlan:
         return True
 
 
+def _grow(mat: np.ndarray, k: int) -> np.ndarray:
+    """``mat`` with ``k`` more zero rows and columns (``np.pad``, without its overhead)."""
+    m = len(mat)
+    out = np.zeros((m + k, m + k))
+    out[:m, :m] = mat
+    return out
+
+
 def _all_reached(adj: np.ndarray) -> bool:
     """Whether a small dense boolean adjacency matrix is one connected graph."""
     reach = np.zeros(len(adj), dtype=bool)
@@ -125,20 +134,19 @@ class Atoms:
         self.cen = np.concatenate([self.cen, cen])
         self.mom = np.concatenate([self.mom, mom])
         self.hh = np.concatenate([self.hh, hh])
-        self.L = np.pad(self.L, ((0, k), (0, k)))
-        self.Lnr = np.pad(self.Lnr, ((0, k), (0, k)))
+        self.L = _grow(self.L, k)
+        self.Lnr = _grow(self.Lnr, k)
         return np.arange(start, start + k)
 
     def plan_split(
         self,
         x: int,
-        line: shapely.LineString,
         side_of: np.ndarray,
         c: float,
         d: np.ndarray,
         uset: UnitSet,
     ) -> SplitPlan:
-        """Pieces of atom ``x`` cut by ``line`` (perpendicular to ``d`` at ``c``), not applied.
+        """Pieces of atom ``x`` cut by the line perpendicular to ``d`` at ``c``, not applied.
 
         ``side_of`` tells for each unit of ``x`` whether it goes low (True). Units never lie on
         the line: the caller chose ``c`` in a gap between unit extents.
@@ -148,7 +156,8 @@ class Atoms:
         # a cut within a micrometre of a vertex goes through it: no needle pieces, no near-twins
         nbrs = np.flatnonzero(self.L[x] > 0)
         ref = np.concatenate([xv] + [shapely.get_coordinates(self.geoms[y]) for y in nbrs])
-        pieces = _snap_vertices(shapely.get_parts(split_polygon(xg, line)), ref)
+        tree = cKDTree(ref)
+        pieces = _snap_vertices(_split(xg, d, c), ref, tree)
         reps = shapely.point_on_surface(np.asarray(pieces, dtype=object))
         low = shapely.get_coordinates(reps) @ d < c
         ux = self.units[x]
@@ -160,17 +169,9 @@ class Atoms:
                 mine = mine[inside]
             piece_units.append(mine)
         self._orphans(pieces, low, piece_units, ux, side_of, uset)
-        known = {tuple(v) for v in ref}
-        cut_pts = np.array(
-            sorted(
-                {
-                    tuple(pt)
-                    for p in pieces
-                    for pt in shapely.get_coordinates(p)
-                    if tuple(pt) not in known
-                }
-            )
-        ).reshape(-1, 2)
+        pc = shapely.get_coordinates(np.asarray(pieces, dtype=object))
+        far = tree.query(pc, k=1, p=np.inf)[0] > 0  # vertices not in x or its neighbours
+        cut_pts = unique_rows(pc[far])
         # neighbours get the new vertices that fall on the edges they share with x
         snapped = [self.geoms[y] for y in nbrs]
         if len(cut_pts) and len(nbrs):
@@ -183,7 +184,7 @@ class Atoms:
                 & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
             ).any(axis=1)
             for q in np.flatnonzero(hit):
-                snapped[q] = _insert_vertices(snapped[q], cut_pts)
+                snapped[q] = insert_vertices(snapped[q], cut_pts)
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
@@ -221,6 +222,8 @@ class Atoms:
         uset: UnitSet,
     ) -> None:
         """Units of a side found in none of its pieces (numeric edge cases) go to the nearest."""
+        if sum(len(u) for u in piece_units) == len(ux):
+            return  # units are never on the cut, so no unit is in two pieces
         placed = np.concatenate(piece_units) if piece_units else np.empty(0, int)
         lost = np.setdiff1d(ux, placed)
         for u in lost:
@@ -231,7 +234,36 @@ class Atoms:
             piece_units[best] = np.sort(np.append(piece_units[best], u))
 
 
-def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
+def _split(poly: Polygon, d: np.ndarray, c: float) -> np.ndarray:
+    """Parts of ``poly`` on either side of the line ``p @ d == c`` (``d`` a unit vector).
+
+    The polygon is turned so that the line is the y axis and clipped by two half-plane
+    rectangles (GEOS's rectangle clipping is much faster than a polygon split), then turned
+    back; the caller snaps the vertices onto the originals (the round trip moves them ~1e-10 m).
+    """
+    coords = shapely.get_coordinates(poly)
+    mid = (coords.min(axis=0) + coords.max(axis=0)) / 2
+    e = np.array([-d[1], d[0]])
+    off = c - float(mid @ d)
+    local = coords - mid
+    rot = np.column_stack([local @ d - off, local @ e])
+    rg = shapely.set_coordinates(np.array([poly, poly], dtype=object), np.concatenate([rot, rot]))
+    big = 1e7
+    halves = np.array(
+        [
+            shapely.clip_by_rect(rg[0], -big, -big, 0.0, big),
+            shapely.clip_by_rect(rg[1], 0.0, -big, big, big),
+        ],
+        dtype=object,
+    )
+    parts = shapely.get_parts(halves)
+    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+    uv = shapely.get_coordinates(parts)
+    back = mid + np.outer(uv[:, 0] + off, d) + np.outer(uv[:, 1], e)
+    return shapely.set_coordinates(parts, back)
+
+
+def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     """``poly`` with each point of ``pts`` lying on one of its edges inserted as a vertex."""
     if not len(pts):
         return poly
@@ -257,6 +289,9 @@ def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
         foot = a[None] + t[..., None] * ab[None]
         dist = np.abs(pts[:, None, :] - foot).max(axis=2)
         on = (dist <= SNAP_TOL) & (t > 0) & (t < 1)
+        # a point near two edges (the two sides of a needle) goes on the nearest one only:
+        # inserting it on both would fold the needle into a self-intersecting spike
+        on &= dist <= np.where(on, dist, np.inf).min(axis=1, keepdims=True)
         if not on.any():
             rings.append(c)
             continue
@@ -267,7 +302,7 @@ def _insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     return Polygon(rings[0], rings[1:]) if changed else poly
 
 
-def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
+def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
     """Make the pieces' vertices agree with each other and with the neighbours.
 
     Vertices within :data:`SNAP_TOL` of a reference vertex move onto it, and new vertices
@@ -276,10 +311,10 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
     1e-10 m apart that break the coverage. Needle pieces left over are dropped.
     """
     coords = shapely.get_coordinates(pieces)
-    dist, near = cKDTree(ref).query(coords, k=1, p=np.inf)
+    dist, near = tree.query(coords, k=1, p=np.inf)
     hit = dist <= SNAP_TOL
     coords[hit] = ref[near[hit]]
-    new = np.unique(coords[~hit], axis=0)
+    new = unique_rows(coords[~hit])
     if len(new) > 1:
         rep = np.arange(len(new))
         for i in range(1, len(new)):
@@ -291,12 +326,21 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
             coords[k] = pos[tuple(coords[k])]
     out = shapely.set_coordinates(np.asarray(pieces, dtype=object).copy(), coords)
     out = shapely.remove_repeated_points(out, 0.0)
-    fixed: list = []
-    for p in out:
-        if not p.is_valid:
-            p = shapely.make_valid(p)
-        fixed.extend(g for g in shapely.get_parts(p) if g.geom_type == "Polygon" and g.area > 1e-6)
-    return fixed
+    bad = ~shapely.is_valid(out)
+    if bad.any():
+        out[bad] = shapely.make_valid(out[bad])
+    parts = shapely.get_parts(out)
+    return list(parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)])
+
+
+def unique_rows(a: np.ndarray) -> np.ndarray:
+    """The distinct rows of an (n, 2) array, sorted (``np.unique(a, axis=0)``, faster)."""
+    if len(a) <= 1:
+        return a.reshape(-1, 2)
+    s = a[np.lexsort((a[:, 1], a[:, 0]))]
+    keep = np.ones(len(s), dtype=bool)
+    keep[1:] = np.any(s[1:] != s[:-1], axis=1)
+    return s[keep]
 
 
 def union_atoms(geoms: list):

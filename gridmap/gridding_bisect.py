@@ -19,7 +19,7 @@ import shapely
 
 from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet
 from gridmap.gridding_lines import apply_line, best_line
-from gridmap.gridding_repair import connected, reconnect
+from gridmap.gridding_repair import between_grids, connected, reconnect
 from gridmap.gridding_score import CLEAR, MU, NU, clip_low, half_planes, predict
 
 __all__ = ["partition", "refine"]
@@ -39,36 +39,41 @@ def _split_candidates(
     kstar: np.ndarray,
     need: np.ndarray,
     uset: UnitSet,
-) -> list[tuple[int, int, float, float]]:
-    """(angle, boundary atom, cut position, households sent low) for each direction."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Angles, boundary atoms, cut positions and households sent low, one per direction.
+
+    All directions at once: each direction's boundary-atom units form a group of a flat array,
+    sorted by group, then by the units' low extent along the direction.
+    """
     K = order.shape[1]
     xs = order[kstar, np.arange(K)]
-    out = []
-    for xi in np.unique(xs):
-        sel = np.flatnonzero(xs == xi)
-        ux = at.units[region[xi]]
-        if len(ux) < 2:
-            continue
-        lo, hi = uset.lo[np.ix_(ux, sel)], uset.hi[np.ix_(ux, sel)]
-        srt = np.argsort(lo, axis=0, kind="stable")
-        lo_s = np.take_along_axis(lo, srt, axis=0)
-        run = np.maximum.accumulate(np.take_along_axis(hi, srt, axis=0), axis=0)
-        cumh = np.cumsum(uset.hh[ux][srt], axis=0)
-        valid = lo_s[1:] - run[:-1] > 2 * CLEAR
-        dev = np.where(valid, np.abs(cumh[:-1] - need[sel][None, :]), np.inf)
-        best = np.argmin(dev, axis=0)
-        for col, a in enumerate(sel):
-            i = best[col]
-            if np.isfinite(dev[i, col]):
-                out.append(
-                    (
-                        int(a),
-                        int(xi),
-                        float((run[i, col] + lo_s[i + 1, col]) / 2),
-                        float(cumh[i, col]),
-                    )
-                )
-    return out
+    units = [at.units[region[x]] for x in xs]
+    sizes = np.array([len(u) for u in units])
+    keep = np.flatnonzero(sizes >= 2)
+    if not len(keep):
+        return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
+    grp = np.repeat(keep, sizes[keep])
+    ux = np.concatenate([units[a] for a in keep])
+    lo, hi = uset.lo[ux, grp], uset.hi[ux, grp]
+    srt = np.lexsort((lo, grp))
+    grp, lo, hi, hh = grp[srt], lo[srt], hi[srt], uset.hh[ux[srt]]
+    start = np.r_[0, np.cumsum(sizes[keep])[:-1]]
+    first = np.zeros(len(grp), dtype=bool)
+    first[start] = True
+    # running maximum of the high extents within each group (groups lifted apart)
+    lift = (np.cumsum(first) - 1) * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
+    run = np.maximum.accumulate(hi + lift) - lift
+    cumh = np.cumsum(hh)
+    cumh -= np.repeat(cumh[start] - hh[start], sizes[keep])
+    nxt = np.r_[lo[1:], np.inf]
+    last = np.r_[first[1:], True]
+    valid = ~last & (nxt - run > 2 * CLEAR)
+    dev = np.where(valid, np.abs(cumh - need[grp]), np.inf)
+    pick = np.lexsort((np.arange(len(grp)), dev, grp))[start]  # first smallest per group
+    ok = np.isfinite(dev[pick])
+    pick = pick[ok]
+    a = grp[pick]
+    return a, xs[a], (run[pick] + nxt[pick]) / 2, cumh[pick]
 
 
 @dataclass
@@ -89,20 +94,30 @@ class Proposal:
         return (low, high) if self.verified else reconnect(at, low, high)
 
 
+_BEATEN = Proposal(-np.inf, np.empty(0, int), np.empty(0, int), verified=False)  # <= at_least
+
+
 def _bisect(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``region`` (atom ids) for ``n`` grids; return the low and high sides' atom ids."""
-    prop = _propose(at, region, n, uset)
-    if prop is None or not prop.verified:  # odd shapes: sweeps that only grow connected
-        alt = _propose(at, region, n, uset, grow=True)
-        if alt is not None and (alt.verified or prop is None):
-            prop = alt
-    # one block: its straight cuts are already among the sweeps' candidates
+    """Split ``region`` (atom ids) for ``n`` grids; return the low and high sides' atom ids.
+
+    The straight cut is scored first, so sweeps that cannot beat it are never planned.
+    """
     line = (
         best_line(at, region, n, uset) if LINES and len(region) > 1 and n <= LINES_MAX_N else None
     )
-    if line is not None and (prop is None or line.score > prop.score):
+    beat = -np.inf if line is None else line.score
+    prop = _propose(at, region, n, uset, at_least=beat)
+    if prop is not _BEATEN and (prop is None or not prop.verified):
+        # odd shapes: sweeps that only grow connected
+        alt = _propose(at, region, n, uset, grow=True, at_least=beat)
+        if alt is _BEATEN:
+            prop = _BEATEN if prop is None else prop
+        elif alt is not None and (alt.verified or prop is None):
+            prop = alt
+    # one block: its straight cuts are already among the sweeps' candidates
+    if line is not None and (prop is None or prop is _BEATEN or line.score > prop.score):
         return reconnect(at, *apply_line(at, region, line, uset))
-    if prop is None:
+    if prop is None or prop is _BEATEN:
         return _bisect_single(at, region, n, uset)
     return prop.apply(at, uset)
 
@@ -169,25 +184,21 @@ def _propose(
     ok = (ks >= 1) & (ks <= m - 1)
     wA = np.where(ok, cum[np.clip(ks - 1, 0, m - 1), aa], np.nan)
     ok &= np.abs(wA - T) <= SNAP_TOL * per * mn
-    c_a, c_k, c_w = list(aa[ok]), list(ks[ok]), list(wA[ok])
-    c_x, c_c = [-1] * len(c_a), [0.0] * len(c_a)
+    ca, ck, cw = aa[ok], ks[ok], wA[ok].astype(float)
+    cx, cc = np.full(len(ca), -1), np.zeros(len(ca))
     if not area_mode:
         base = np.where(kstar > 0, cum[np.maximum(kstar - 1, 0), np.arange(K)], 0.0)
-        for a, xi, c, w in _split_candidates(at, region, order, kstar, T - base, uset):
-            c_a.append(a)
-            c_k.append(kstar[a])
-            c_w.append(base[a] + w)
-            c_x.append(xi)
-            c_c.append(c)
-    if not c_a:  # nothing sensible: fall back to the best sweep stop whatever its error
+        sa, sx, sc, sw = _split_candidates(at, region, order, kstar, T - base, uset)
+        ca, ck = np.concatenate([ca, sa]), np.concatenate([ck, kstar[sa]])
+        cw = np.concatenate([cw, base[sa] + sw])
+        cx, cc = np.concatenate([cx, sx]), np.concatenate([cc, sc])
+    if not len(ca):  # nothing sensible: fall back to the best sweep stop whatever its error
         wA = np.where((ks >= 1) & (ks <= m - 1), cum[np.clip(ks - 1, 0, m - 1), aa], np.inf)
         flat = int(np.argmin(np.abs(wA - T)))
         if not np.isfinite(wA.flat[flat]):
             return None
-        c_a, c_k, c_w = [aa.flat[flat]], [ks.flat[flat]], [wA.flat[flat]]
-        c_x, c_c = [-1], [0.0]
-    ca, ck, cx = np.array(c_a), np.array(c_k), np.array(c_x)
-    cw, cc = np.array(c_w, dtype=float), np.array(c_c, dtype=float)
+        ca, ck, cw = np.array([aa.flat[flat]]), np.array([ks.flat[flat]]), np.array([wA.flat[flat]])
+        cx, cc = np.array([-1]), np.array([0.0])
     nc, is_split = len(ca), cx >= 0
     r_ca = rank[:, ca].T
     MA = (r_ca < ck[:, None]).astype(float)
@@ -200,20 +211,28 @@ def _propose(
         f[sp], perA[sp], chord[sp], cenA[sp] = clip_low(at, xg, uset.dirs[ca[sp]], cc[sp])
     rid = region
     Lr, Lnr = at.L[np.ix_(rid, rid)], at.Lnr[np.ix_(rid, rid)]
-    LA, LB, NA, NB = MA @ Lr, MB @ Lr, MA @ Lnr, MB @ Lnr
-    cut_nr = (NA * MB).sum(1)
+    # sums over the (sparse) shared edges instead of dense products with the adjacency
+    ei, ej = np.nonzero(Lr)
+    up = ei < ej
+    ei, ej = ei[up], ej[up]
+    w, wn = Lr[ei, ej], Lnr[ei, ej]
+    ai, aj, bi, bj = MA[:, ei], MA[:, ej], MB[:, ei], MB[:, ej]
+    inner_a, inner_b = 2 * ((ai * aj) @ w), 2 * ((bi * bj) @ w)  # (LA * MA).sum(1), ...
+    cut_nr = (ai * bj + aj * bi) @ wn  # (NA * MB).sum(1)
     xs = np.where(is_split, cx, 0)
-    ar = np.arange(nc)
-    lxa, lxb = np.where(is_split, LA[ar, xs], 0), np.where(is_split, LB[ar, xs], 0)
-    nxa, nxb = np.where(is_split, NA[ar, xs], 0), np.where(is_split, NB[ar, xs], 0)
+    Lx, Nx = Lr[xs], Lnr[xs]  # each candidate's boundary atom against the others
+    lxa = np.where(is_split, (MA * Lx).sum(1), 0)
+    lxb = np.where(is_split, (MB * Lx).sum(1), 0)
+    nxa = np.where(is_split, (MA * Nx).sum(1), 0)
+    nxb = np.where(is_split, (MB * Nx).sum(1), 0)
     cut_nr += nxa * (1 - f) + nxb * f + chord
     ax, px = at.area[rid][xs], at.perim[rid][xs]
     area_A = MA @ at.area[rid] + f * ax
     area_B = at.area[rid].sum() - area_A
-    per_A = MA @ at.perim[rid] - (LA * MA).sum(1) + np.where(is_split, perA - 2 * lxa * f, 0)
+    per_A = MA @ at.perim[rid] - inner_a + np.where(is_split, perA - 2 * lxa * f, 0)
     per_B = (
         MB @ at.perim[rid]
-        - (LB * MB).sum(1)
+        - inner_b
         + np.where(is_split, px + 2 * chord - perA - 2 * lxb * (1 - f), 0)
     )
     cen, mom, a_r = at.cen[rid], at.mom[rid], at.area[rid]
@@ -245,7 +264,7 @@ def _propose(
     ranked = np.argsort(-score, kind="stable")
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
-            return None
+            return _BEATEN
         xm = np.zeros(m, dtype=bool)
         if is_split[c]:
             xm[cx[c]] = True
@@ -276,9 +295,8 @@ def _plan(
     a, x = int(ca[c]), int(rid[cx[c]])
     d = uset.dirs[a]
     cg = float(cc[c] + d @ at.origin)
-    line, _ = half_planes(at, xg[np.searchsorted(sp, c) :][:1], d[None, :], np.array([cg]))
     side = uset.hi[at.units[x], a] < cc[c]
-    return at.plan_split(x, line[0], side, cg, d, uset)
+    return at.plan_split(x, side, cg, d, uset)
 
 
 def _bisect_single(
@@ -318,7 +336,7 @@ def _bisect_single(
     _, a, c, line = best
     d = uset.dirs[a]
     side = uset.hi[at.units[x], a] < c
-    return at.commit(at.plan_split(x, line, side, float(c + d @ at.origin), d, uset), uset)
+    return at.commit(at.plan_split(x, side, float(c + d @ at.origin), d, uset), uset)
 
 
 def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:
@@ -336,10 +354,10 @@ def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:
     return leaves
 
 
-def _pair_score(at: Atoms, a: np.ndarray, b: np.ndarray) -> float:
-    """The bisection score (as in :func:`_propose` for two grids) of an existing pair."""
-    preds, hh = [], []
-    for ids in (a, b):
+def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: list) -> list:
+    """The bisection score (as in :func:`_propose` for two grids) of existing pairs."""
+    preds, hh, areas = [], [], []
+    for ids in leaves:
         area = at.area[ids]
         per = at.perim[ids].sum() - at.L[np.ix_(ids, ids)].sum()
         cen, mom = at.cen[ids], at.mom[ids]
@@ -351,10 +369,14 @@ def _pair_score(at: Atoms, a: np.ndarray, b: np.ndarray) -> float:
         ).sum(0)
         preds.append(predict(np.array([s0]), np.array([per]), cov[None, :], 1)[0])
         hh.append(at.hh[ids].sum())
-    scale = np.sqrt((at.area[a].sum() + at.area[b].sum()) / 2)
-    cut_nr = at.Lnr[np.ix_(a, b)].sum()
-    err = abs(hh[0] - hh[1]) / max(hh[0] + hh[1], 1e-9)
-    return float(np.mean(preds) - MU * cut_nr / scale - NU * err**2)
+        areas.append(s0)
+    cut = between_grids(at.Lnr, lab, len(leaves))
+    out = []
+    for i, j in pairs:
+        scale = np.sqrt((areas[i] + areas[j]) / 2)
+        err = abs(hh[i] - hh[j]) / max(hh[i] + hh[j], 1e-9)
+        out.append(float((preds[i] + preds[j]) / 2 - MU * cut[i, j] / scale - NU * err**2))
+    return out
 
 
 def refine(at: Atoms, leaves: list[np.ndarray], uset: UnitSet, passes: int = 2) -> list[np.ndarray]:
@@ -367,16 +389,14 @@ def refine(at: Atoms, leaves: list[np.ndarray], uset: UnitSet, passes: int = 2) 
         lab = np.full(len(at.geoms), -1)
         for i, lv in enumerate(leaves):
             lab[lv] = i
-        onehot = np.zeros((len(leaves), len(at.geoms)))
-        onehot[lab[lab >= 0], np.flatnonzero(lab >= 0)] = 1.0
-        shared = onehot @ at.L @ onehot.T
+        shared = between_grids(at.L, lab, len(leaves))
         pairs = [
             (i, j)
             for i in range(len(leaves))
             for j in range(i + 1, len(leaves))
             if shared[i, j] > 0
         ]
-        current = [_pair_score(at, leaves[i], leaves[j]) for i, j in pairs]
+        current = _pair_scores(at, leaves, lab, pairs)
         touched: set[int] = set()
         improved = False
         for p in np.argsort(current, kind="stable"):

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from scipy.spatial import cKDTree
 from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
-from gridmap.gridding_atoms import Atoms, UnitSet, polygon_props, shared_lengths, union_atoms
+from gridmap.gridding_atoms import (
+    Atoms,
+    UnitSet,
+    insert_vertices,
+    polygon_props,
+    shared_lengths,
+    union_atoms,
+    unique_rows,
+)
 
 __all__ = ["build_atoms"]
 
@@ -21,6 +31,7 @@ SMALL_AREA = 50.0  # m²: faces smaller than this are merged too
 ROAD_CLEAR = 0.5  # m: roads are erased this close to a unit so no unit sits on a block edge
 GRID = 1e-6  # m: precision grid of the noded blocks
 EDGE_SNAP = 0.5  # m: roads this close to the community edge are snapped onto it
+TWIN = 1e-3  # m: noded vertices this close but distinct send the linework to snap rounding
 
 
 def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarray) -> list:
@@ -34,7 +45,10 @@ def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarr
         return [part]
     shapely.prepare(part)
     near = near[shapely.intersects(part, near)]
-    lines = shapely.get_parts(shapely.intersection(near, part))
+    clipped = near.copy()  # roads well inside the part need no overlay
+    cross = ~shapely.contains_properly(part, near)
+    clipped[cross] = shapely.intersection(near[cross], part)
+    lines = shapely.get_parts(clipped)
     lines = lines[shapely.get_type_id(lines) == 1] if len(lines) else lines
     if len(lines) == 0:
         return [part]
@@ -53,13 +67,69 @@ def _faces(part: Polygon, roads: np.ndarray | None, uset: UnitSet, idx: np.ndarr
     linework = lines
     if obstacles:
         linework = shapely.difference(lines, shapely.union_all(obstacles))
-    # snap-rounded noding on a micrometre grid: no needles or vertex twins 1e-11 m apart
-    noded = shapely.union_all([part.boundary, *linework], grid_size=GRID)
-    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    faces = _node_faces([_boundary_through(part, linework), *linework])
     if len(faces) <= 1:
         return [part]
     reps = shapely.point_on_surface(faces)
     return list(faces[shapely.contains(part, reps)])
+
+
+def _boundary_through(part: Polygon, linework: np.ndarray) -> BaseGeometry:
+    """The part's boundary with the road ends lying on it inserted as vertices.
+
+    A road clipped to the part ends within ~1e-10 m of the boundary, just inside or outside;
+    as a boundary vertex that end is noded exactly, without a vertex twin beside it.
+    """
+    parts = shapely.get_parts(linework)
+    parts = parts[shapely.get_type_id(parts) == 1]
+    if not len(parts):
+        return part.boundary
+    coords, idx = shapely.get_coordinates(parts, return_index=True)
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    last = np.r_[idx[1:] != idx[:-1], True]
+    ends = coords[first | last]
+    on = shapely.dwithin(part.boundary, shapely.points(ends), GRID)
+    if not on.any():
+        return part.boundary
+    return insert_vertices(part, ends[on]).boundary
+
+
+def _node_faces(linework: list) -> np.ndarray:
+    """Faces of the linework noded together.
+
+    Floating-point noding is tried first (fast). When it leaves distinct vertices closer than
+    :data:`TWIN`, a dangling end that close to another line, or an invalid face, the linework is
+    noded again with snap rounding on a micrometre grid, which leaves no needles or twins.
+    """
+    noded = shapely.union_all(linework)
+    segs = shapely.get_parts(noded)
+    faces = shapely.get_parts(shapely.polygonize(segs))
+    pts = unique_rows(shapely.get_coordinates(noded))
+    if len(pts) > 1 and (_near_miss(segs, pts) or not shapely.is_valid(faces).all()):
+        noded = shapely.union_all(linework, grid_size=GRID)
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    return faces
+
+
+def _near_miss(segs: np.ndarray, pts: np.ndarray) -> bool:
+    """Whether noded lines have vertex twins or a dangling end grazing another line."""
+    if len(cKDTree(pts).query_pairs(TWIN)):
+        return True
+    coords, idx = shapely.get_coordinates(segs, return_index=True)
+    first = np.r_[True, idx[1:] != idx[:-1]]
+    last = np.r_[idx[1:] != idx[:-1], True]
+    ends = coords[first | last]
+    order = np.lexsort((ends[:, 1], ends[:, 0]))
+    e = ends[order]
+    new = np.r_[True, np.any(e[1:] != e[:-1], axis=1)]
+    count = np.diff(np.r_[np.flatnonzero(new), len(e)])
+    dangling = e[new][count == 1]
+    if not len(dangling):
+        return False
+    hit, _ = shapely.STRtree(segs).query(
+        shapely.points(dangling), predicate="dwithin", distance=TWIN
+    )
+    return bool((np.bincount(hit, minlength=len(dangling)) > 1).any())
 
 
 def _root(parent: np.ndarray, a: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 
 from gridmap.gridding_atoms import Atoms, UnitSet, polygon_props, union_atoms
-from gridmap.gridding_score import CLEAR, MU, NU, half_planes, predict
+from gridmap.gridding_score import CLEAR, MU, NU, predict
 
 __all__ = ["LineCut", "apply_line", "best_line"]
 
@@ -80,12 +80,15 @@ def best_line(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> LineCut |
         return None
     coords = shapely.get_coordinates(whole) - at.origin
     d, e = uset.dirs[angles], np.column_stack([-uset.dirs[angles, 1], uset.dirs[angles, 0]])
-    rot = [np.column_stack([coords @ d[j] - c[j], coords @ e[j]]) for j in range(len(angles))]
-    rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), np.concatenate(rot))
+    rot = np.stack([coords @ d.T - c, coords @ e.T], axis=-1)  # (vertex, angle, uv)
+    rot = rot.transpose(1, 0, 2).reshape(-1, 2)
+    rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), rot)
     low = shapely.clip_by_rect(rg, -BIG, -BIG, 0.0, BIG)
     high = shapely.clip_by_rect(rg, 0.0, -BIG, BIG, BIG)
-    aA, pA, cA, kA = _side_props(low)
-    aB, pB, cB, kB = _side_props(high)
+    k = len(angles)
+    s0, sp, sc, sk = _side_props(np.concatenate([low, high]))  # both sides in one pass
+    aA, pA, cA, kA = s0[:k], sp[:k], sc[:k], sk[:k]
+    aB, pB, cB, kB = s0[k:], sp[k:], sc[k:], sk[k:]
     chord = np.maximum((pA + pB - whole.length) / 2, 0.0)
     scale = np.sqrt(whole.area / n)
     score = (
@@ -107,18 +110,22 @@ def apply_line(
     d = uset.dirs[cut.angle]
     cg = cut.c + float(d @ at.origin)
     low, high = [], []
-    for x in region:
-        proj = shapely.get_coordinates(at.geoms[x]) @ d
-        if proj.max() <= cg:
+    coords, idx = shapely.get_coordinates(
+        np.asarray([at.geoms[x] for x in region], dtype=object), return_index=True
+    )
+    proj = coords @ d
+    pmin = np.full(len(region), np.inf)
+    pmax = np.full(len(region), -np.inf)
+    np.minimum.at(pmin, idx, proj)
+    np.maximum.at(pmax, idx, proj)
+    for t, x in enumerate(region):
+        if pmax[t] <= cg:
             low.append(np.array([x]))
-        elif proj.min() >= cg:
+        elif pmin[t] >= cg:
             high.append(np.array([x]))
         else:
-            line, _ = half_planes(
-                at, np.array([at.geoms[x]], dtype=object), d[None, :], np.array([cg])
-            )
             side = uset.hi[at.units[x], cut.angle] < cut.c
-            lo_ids, hi_ids = at.commit(at.plan_split(int(x), line[0], side, cg, d, uset), uset)
+            lo_ids, hi_ids = at.commit(at.plan_split(int(x), side, cg, d, uset), uset)
             low.append(lo_ids)
             high.append(hi_ids)
     return _cat(low), _cat(high)

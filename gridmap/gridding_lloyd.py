@@ -19,7 +19,7 @@ import numpy as np
 
 from gridmap.gridding_atoms import Atoms, UnitSet
 from gridmap.gridding_polish import MU, NU
-from gridmap.gridding_score import CLEAR, half_planes
+from gridmap.gridding_score import CLEAR
 
 __all__ = ["ITERS", "TOL", "copy_atoms", "grid_figures", "lloyd"]
 
@@ -93,8 +93,7 @@ def _cut(at: Atoms, x: int, a: int, c: float, uset: UnitSet) -> tuple | None:
     """Cut atom ``x`` at ``c`` along direction ``a``; (low ids, high ids) or None."""
     d = uset.dirs[a]
     cg = float(c + d @ at.origin)
-    line, _ = half_planes(at, np.array([at.geoms[x]], dtype=object), d[None, :], np.array([cg]))
-    plan = at.plan_split(x, line[0], uset.hi[at.units[x], a] < c, cg, d, uset)
+    plan = at.plan_split(x, uset.hi[at.units[x], a] < c, cg, d, uset)
     if len(plan.pieces) < 2:
         return None
     return at.commit(plan, uset)

@@ -19,7 +19,7 @@ from gridmap.gridding_repair import connected
 __all__ = ["polish"]
 
 NU = 50.0  # price of the squared relative household error of a grid
-MU = 0.12  # price of grid edge off the roads, per typical grid side
+MU = 0.25  # price of grid edge off the roads, per typical grid side
 ROUNDS = 40  # rounds of moves at most
 MIN_GAIN = 1e-4
 
@@ -42,13 +42,17 @@ def polish(
     Lnr = at.Lnr[np.ix_(ids, ids)]
     area, perim, hh = at.area[ids], at.perim[ids], at.hh[ids]
     weight = hh if hh.sum() > 0 else area
+    ei, ej = np.nonzero(L)  # the adjacency is sparse: sums over its entries, not products
+    ew, enr = L[ei, ej], Lnr[ei, ej]
     mean = weight.sum() / n
     scale = np.sqrt(area.sum() / n)
     for _ in range(rounds):
         onehot = np.zeros((m, n))
         onehot[np.arange(m), lab] = 1.0
-        M = L @ onehot  # shared edge of each atom with each grid
-        Mnr = Lnr @ onehot
+        M = np.zeros((m, n))  # shared edge of each atom with each grid
+        np.add.at(M, (ei, lab[ej]), ew)
+        Mnr = np.zeros((m, n))
+        np.add.at(Mnr, (ei, lab[ej]), enr)
         A = onehot.T @ area
         P = onehot.T @ perim - (M * onehot).sum(0)
         W = onehot.T @ weight

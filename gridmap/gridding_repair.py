@@ -11,7 +11,25 @@ import numpy as np
 
 from gridmap.gridding_atoms import Atoms
 
-__all__ = ["components", "connected", "fix_contiguity", "merge_slivers", "reconnect"]
+__all__ = [
+    "between_grids",
+    "components",
+    "connected",
+    "fix_contiguity",
+    "merge_slivers",
+    "reconnect",
+]
+
+
+def between_grids(mat: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """(n, n) sums of the atom matrix ``mat`` (shared lengths) between grids; ``lab`` gives
+    each atom's grid, -1 for none. Sums over the non-zero entries only (the matrix is sparse)."""
+    i, j = np.nonzero(mat)
+    keep = (lab[i] >= 0) & (lab[j] >= 0)
+    i, j = i[keep], j[keep]
+    out = np.zeros((n, n))
+    np.add.at(out, (lab[i], lab[j]), mat[i, j])
+    return out
 
 
 def _labels(adj: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ PURE = [
     "gridmap.scenario_households",
     "gridmap.scenario_power",
     "gridmap.scenario_partition",
+    "gridmap.gridding_balance",
     "gridmap.gridding_lloyd",
     "gridmap.gridding_polish",
     "gridmap.disclosure",
