@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
 from api.deps import guard
 
@@ -45,6 +45,17 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
         ]
     },
 }
+
+PageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        description="page size; larger values are clamped to the server maximum "
+        "(GRIDMAP_MAX_PAGE_SIZE, default 5000)",
+    ),
+]
+
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")]
 
 GEOJSON_OK = {
     "description": "GeoJSON (RFC 7946)",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.limits import StrictJSONRoute
 from api.routers import GEOJSON_OK, permission
 from gridmap.errors import InvalidInput
 from gridmap.geojson_in import LINEAR, parse_geometry
@@ -16,7 +17,7 @@ from gridmap.settings import Settings
 from gridmap.store import drafts, history
 from gridmap.store.impact import impact
 
-router = APIRouter(prefix="/api/v1", tags=["drafts and history"])
+router = APIRouter(prefix="/api/v1", tags=["drafts and history"], route_class=StrictJSONRoute)
 GridCode = Annotated[str, Field(pattern=r"^[0-9]{12}[0-9]{3}$")]
 
 

@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import GEOJSON_OK, permission
+from api.limits import StrictJSONRoute
+from api.routers import GEOJSON_OK, Offset, PageLimit, permission
 from gridmap.store.grids import grids_geojson, run_gridding, select_communities
 from gridmap.store.history import parse_at, publish_draft
 
-router = APIRouter(prefix="/api/v1", tags=["grids"])
+router = APIRouter(prefix="/api/v1", tags=["grids"], route_class=StrictJSONRoute)
 CodeQ = Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")]
 
 
@@ -75,8 +76,8 @@ def grids(
     settings: SettingsDep,
     community: CodeQ = None,
     version: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimit | None = None,
+    offset: Offset = 0,
     at: Annotated[
         str | None, Query(max_length=40, description="ISO 8601 time: grids as of then")
     ] = None,

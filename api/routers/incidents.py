@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep
-from api.routers import permission
+from api.limits import StrictJSONRoute
+from api.routers import Offset, permission
 from gridmap.store.dispatching import dispatch, recommend_for
 from gridmap.store.incidents import (
     create_incident,
@@ -24,7 +25,7 @@ from gridmap.store.incidents import (
 )
 from gridmap.store.locating import locate_frame, read_points
 
-router = APIRouter(prefix="/api/v1", tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
 CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
 Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,32}$")]
 
@@ -122,7 +123,7 @@ def incidents(
     user: CurrentUser,
     status: Annotated[list[str] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Incidents in the caller's area, newest first."""
     return [

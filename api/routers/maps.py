@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import PRINT_TICKET, SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep, User
+from api.limits import StrictJSONRoute
 from api.routers import permission, public
 from gridmap.dispatch import SERVICES
 from gridmap.errors import NotFound
@@ -50,7 +51,7 @@ from gridmap.store.staff import shortage
 from gridmap.store.users import get_user
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["maps"])
+router = APIRouter(tags=["maps"], route_class=StrictJSONRoute)
 AreaQ = Annotated[
     str | None, Query(pattern=r"^\d{6,12}$", description="zoom to this area (code in scope)")
 ]

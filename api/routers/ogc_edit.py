@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, User
 from api.errors import problem
+from api.limits import StrictJSONRoute
 from api.routers import GEOJSON_OK, permission
 from api.routers.ogc import (
     CRS84,
@@ -34,7 +35,7 @@ from gridmap.settings import Settings
 from gridmap.store.drafts import apply_operation
 from gridmap.store.features import Collection, get_collection, get_feature
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+router = APIRouter(prefix="/ogc", tags=["ogc"], route_class=StrictJSONRoute)
 
 COMPUTED = {"community", "comm_name", "households", "population", "version", "area_m2"}
 COMPUTED |= {"valid_from"}

@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.limits import StrictJSONRoute
 from api.routers import permission
 from gridmap.errors import PermissionDenied
 from gridmap.staffing import Quotas
 from gridmap.store.staff import run_assignment, shortage
 
-router = APIRouter(prefix="/api/v1", tags=["staffing"])
+router = APIRouter(prefix="/api/v1", tags=["staffing"], route_class=StrictJSONRoute)
 
 
 class AssignmentIn(BaseModel):
