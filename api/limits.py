@@ -20,13 +20,22 @@ def _no_constants(name: str) -> Any:
     )
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400 overflows to infinity
+        raise json.JSONDecodeError("a number is out of range (overflows to infinity)", text, 0)
+    return value
+
+
 class StrictJSONRequest(Request):
     """``json()`` refuses ``NaN``, ``Infinity`` and ``-Infinity``; FastAPI turns the decode
     error into a 422 (problem+json that does not echo the body)."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_constant=_no_constants)
+            self._json = json.loads(
+                await self.body(), parse_constant=_no_constants, parse_float=_finite
+            )
         return self._json
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from api.deps import guard
 
@@ -46,13 +49,34 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 
-PageLimit = Annotated[
-    int,
-    Query(
-        ge=1,
-        description="page size; larger values are clamped to the server maximum "
-        "(GRIDMAP_MAX_PAGE_SIZE, default 5000)",
-    ),
+
+class Body(BaseModel):
+    """Base of every JSON request body: strict types (``false`` is not a number, ``"3"`` not an
+    integer) and no NaN or Infinity."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso(value: Any) -> Any:
+    """Query times must be ISO 8601; pydantic would also read ``0.5`` as a Unix time."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("expected an ISO 8601 date or date-time such as 2026-01-31T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso)]
+IsoDate = Annotated[date, BeforeValidator(_iso)]
+
+PAGE_DOC = (
+    "page size; larger values are clamped to the server maximum "
+    "(GRIDMAP_MAX_PAGE_SIZE, default 5000)"
+)
+PageLimit = Annotated[int, Query(ge=1, description=PAGE_DOC)]
+PageLimitOrAll = Annotated[
+    int | None, Query(ge=1, description=PAGE_DOC + "; default: that maximum")
 ]
 
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")]
@@ -67,13 +91,17 @@ def _ok(ok: dict[str, Any] | None) -> dict[int | str, dict[str, Any]]:
     return {200: ok} if ok else {}
 
 
-def permission(operation: str, ok: dict[str, Any] | None = None) -> dict[str, Any]:
+def permission(
+    operation: str, ok: dict[str, Any] | None = None, extra: dict[int, str] | None = None
+) -> dict[str, Any]:
     """Route keyword arguments binding a route to one permission-matrix operation, with the
-    error responses every guarded route may give (``ok`` documents another 200 media type)."""
+    error responses every guarded route may give (``ok`` documents another 200 media type,
+    ``extra`` further problem statuses of this route)."""
+    more = {code: {"description": text, **_PROBLEM} for code, text in (extra or {}).items()}
     return {
         "dependencies": [Depends(guard(operation))],
         "openapi_extra": {"x-permission": operation},
-        "responses": {**_AUTH_ERRORS, **_ok(ok)},
+        "responses": {**_AUTH_ERRORS, **more, **_ok(ok)},
     }
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
-from api.routers import GEOJSON_OK, Offset, PageLimit, permission
+from api.routers import GEOJSON_OK, Offset, PageLimitOrAll, permission
 from gridmap.errors import NotFound
 from gridmap.store.areas import area_feature_collection, count_areas, get_area, list_areas
 
@@ -25,7 +25,7 @@ def areas(
     settings: SettingsDep,
     level: Literal["district", "street", "community"] | None = None,
     parent: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
-    limit: PageLimit | None = None,
+    limit: PageLimitOrAll = None,
     offset: Offset = 0,
 ) -> JSONResponse:
     """Areas within the caller's scope, filtered by level and parent code."""

@@ -30,13 +30,11 @@ Purpose = Annotated[
 FILE_OK = {
     "description": "the file, as an attachment",
     "content": {
-        m: {"schema": {"type": "string", "format": "binary"}}
-        for m in (
-            "application/geo+json",
-            "application/geopackage+sqlite3",
-            "application/zip",
-            "text/csv",
-        )
+        "application/geo+json": {"schema": {"type": "object"}},
+        **{
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("application/geopackage+sqlite3", "application/zip", "text/csv")
+        },
     },
 }
 

@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import CurrentUser, SessionDep
 from api.limits import StrictJSONRoute
-from api.routers import Offset, permission
+from api.routers import Body, IsoDateTime, Offset, permission
 from gridmap.store.dispatching import dispatch, recommend_for
 from gridmap.store.incidents import (
     create_incident,
@@ -46,7 +46,7 @@ def locate_point(
     lon: Annotated[float, Query(description="longitude (x)")],
     lat: Annotated[float, Query(description="latitude (y)")],
     crs: CrsQ = "wgs84",
-    at: datetime | None = None,
+    at: IsoDateTime | None = None,
 ) -> dict[str, Any]:
     """District, street, community and grid of a point; ``near_boundary`` lists grids within
     20 m. Ties on a shared edge go to the lowest grid code. ``at`` answers for that time."""
@@ -74,7 +74,7 @@ async def locate_batch(
     session: SessionDep,
     user: CurrentUser,
     crs: CrsQ = "wgs84",
-    at: datetime | None = None,
+    at: IsoDateTime | None = None,
 ) -> Response:
     """Up to 1,000,000 points: CSV (``lon,lat[,id]``) or a GeoJSON FeatureCollection in the
     body; answers id, grid, status (ok, outside, invalid, probable-lat-lon-swap,
@@ -87,7 +87,7 @@ async def locate_batch(
     return Response(result.to_csv(index=False), media_type="text/csv; charset=utf-8")
 
 
-class IncidentIn(BaseModel):
+class IncidentIn(Body):
     """A dispute report. Coordinates in ``crs`` (Amap → gcj02, Baidu → bd09)."""
 
     category: str = Field(max_length=32, description="service code or Chinese name")
@@ -144,7 +144,7 @@ def recommendation(ref: str, session: SessionDep, user: CurrentUser) -> dict[str
     return recommend_for(session, get_incident(session, ref, scope=user.area)).to_dict()
 
 
-class DispatchIn(BaseModel):
+class DispatchIn(Body):
     person_id: int | None = Field(
         None, ge=1, description="a named mediator; default: the best recommended one"
     )
@@ -175,7 +175,7 @@ def dispatch_incident(
     return result
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(Body):
     to: Literal[
         "accepted", "on_site", "resolved", "failed", "escalated", "closed", "cancelled", "reported"
     ]

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import PRINT_TICKET, SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep, User
 from api.limits import StrictJSONRoute
-from api.routers import permission, public
+from api.routers import IsoDate, permission, public
 from gridmap.dispatch import SERVICES
 from gridmap.errors import NotFound
 from gridmap.map_pages import TileConfig, coverage_page, dispatch_page, incident_page, login_page
@@ -359,8 +359,8 @@ def incidents_map(
     settings: SettingsDep,
     user: CurrentUser,
     area: AreaQ = None,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     """Incidents per grid over a date range and category (no incident points) and mediation

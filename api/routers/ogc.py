@@ -275,14 +275,16 @@ def item(
     return _json(feat, mtype, **{"Content-Crs": f"<{CRS84}>"})
 
 
-@router.options("/collections/{collection_id}/items", **permission("ogc.read"))
+@router.options("/collections/{collection_id}/items", status_code=204, **permission("ogc.read"))
 def items_options(collection_id: CollectionId, session: SessionDep, user: CurrentUser) -> Response:
     """``Allow``: POST appears for draft collections the caller may edit."""
     coll = get_collection(session, collection_id, role=user.role, scope=user.area)
     return Response(status_code=204, headers={"Allow": allow_header(coll, user, item=False)})
 
 
-@router.options("/collections/{collection_id}/items/{feature_id}", **permission("ogc.read"))
+@router.options(
+    "/collections/{collection_id}/items/{feature_id}", status_code=204, **permission("ogc.read")
+)
 def item_options(
     collection_id: CollectionId, feature_id: FeatureId, session: SessionDep, user: CurrentUser
 ) -> Response:

@@ -40,6 +40,7 @@ router = APIRouter(prefix="/ogc", tags=["ogc"], route_class=StrictJSONRoute)
 COMPUTED = {"community", "comm_name", "households", "population", "version", "area_m2"}
 COMPUTED |= {"valid_from"}
 FIXED = {"code", "kind"}
+READ_ONLY_405 = {405: "the collection is read-only (only draft collections take edits)"}
 Feature = Annotated[
     dict[str, Any], Body(description="a GeoJSON Feature (WGS84 lon/lat), as QGIS sends it")
 ]
@@ -99,7 +100,7 @@ def _feature_response(
 @router.post(
     "/collections/{collection_id}/items",
     status_code=201,
-    **permission("ogc.write", ok=GEOJSON_OK),
+    **permission("ogc.write", ok=GEOJSON_OK, extra=READ_ONLY_405),
 )
 def create_item(
     collection_id: CollectionId,
@@ -126,7 +127,10 @@ def create_item(
     return _feature_response(request, session, coll, out["created"][0], user, 201)
 
 
-@router.put("/collections/{collection_id}/items/{feature_id}", **permission("ogc.write"))
+@router.put(
+    "/collections/{collection_id}/items/{feature_id}",
+    **permission("ogc.write", extra=READ_ONLY_405),
+)
 def replace_item(
     collection_id: CollectionId,
     feature_id: FeatureId,
@@ -155,7 +159,10 @@ def replace_item(
     return _feature_response(request, session, coll, feature_id, user)
 
 
-@router.patch("/collections/{collection_id}/items/{feature_id}", **permission("ogc.write"))
+@router.patch(
+    "/collections/{collection_id}/items/{feature_id}",
+    **permission("ogc.write", extra=READ_ONLY_405),
+)
 def update_item(
     collection_id: CollectionId,
     feature_id: FeatureId,
@@ -187,7 +194,9 @@ def update_item(
 
 
 @router.delete(
-    "/collections/{collection_id}/items/{feature_id}", status_code=204, **permission("ogc.write")
+    "/collections/{collection_id}/items/{feature_id}",
+    status_code=204,
+    **permission("ogc.write", extra=READ_ONLY_405),
 )
 def delete_item(
     collection_id: CollectionId,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
-from api.routers import PageLimit, permission
+from api.routers import IsoDateTime, PageLimit, permission
 from gridmap.errors import NotFound
 from gridmap.store.audit import care_subjects, own_care_subjects, query_audit
 
@@ -64,8 +63,8 @@ def audit(
     user: CurrentUser,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Who did what when (with before/after), newest first."""

@@ -3,14 +3,13 @@ and open caseload, with small-count suppression (no care-subject identities)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
-from api.routers import permission
+from api.routers import IsoDateTime, permission
 from api.routers.maps import AreaQ, area_prefix
 from gridmap.store.supervision import supervision_figures
 from gridmap.supervision import supervision_row, window
@@ -24,8 +23,8 @@ def supervision(
     settings: SettingsDep,
     user: CurrentUser,
     area: AreaQ = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> dict[str, Any]:
     """Per grid manager whose scope lies in ``area`` (default: the caller's scope): audited
     actions, incidents handled, incidents reported in their scope and how many got a response,
