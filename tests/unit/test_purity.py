@@ -36,6 +36,7 @@ PURE = [
     "gridmap.gridding_lloyd",
     "gridmap.gridding_polish",
     "gridmap.disclosure",
+    "gridmap.supervision",
     "gridmap.stats",
     "gridmap.render",
     "gridmap.osm_roads",
