@@ -207,12 +207,13 @@ def cached_coverage(
     the serving process rebuilds recently requested pages in the background when the
     fingerprint changes (:func:`refresh_pages`)."""
     spec: Spec = (user.area, area, print_mode, mode)
-    with _PAGES_LOCK:
+    page = coverage_for(session, settings, spec, coverage_version(session))
+    with _PAGES_LOCK:  # only pages that could be built (a 404 must not enter the refresh list)
         _RECENT[spec] = time.monotonic()
         _RECENT.move_to_end(spec)
         while len(_RECENT) > 8:
             _RECENT.popitem(last=False)
-    return coverage_for(session, settings, spec, coverage_version(session))
+    return page
 
 
 def refresh_pages(engine: Engine, settings: Settings, stop: threading.Event) -> None:

@@ -289,3 +289,15 @@ def test_every_route_parses_strict_json(server: str) -> None:
         if getattr(r, "include_in_schema", False) and not isinstance(r, StrictJSONRoute)
     ]
     assert not loose
+
+
+def test_unknown_map_area_does_not_enter_the_refresh_list(
+    world: dict[str, Any], server: str
+) -> None:
+    from api.routers import maps
+
+    r = httpx.get(
+        f"{server}/maps/coverage", params={"area": "999999"}, headers=world["h"]["leader"]
+    )
+    assert r.status_code == 404
+    assert not [spec for spec in maps._RECENT if spec[1] == "999999"]  # found by fuzzing
