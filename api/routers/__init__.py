@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from api.deps import guard
 
@@ -67,8 +67,16 @@ def _iso(value: Any) -> Any:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso)]
-IsoDate = Annotated[date, BeforeValidator(_iso)]
+def _plausible(value: date) -> date:
+    """Years 1900–2999 only: date arithmetic at year 1 or 9999 overflows (a 500 found by
+    fuzzing ``/maps/incidents?end=0001-01-01``), and no record lies outside them."""
+    if not 1900 <= value.year <= 2999:
+        raise ValueError("dates must lie between the years 1900 and 2999")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso), AfterValidator(_plausible)]
+IsoDate = Annotated[date, BeforeValidator(_iso), AfterValidator(_plausible)]
 
 PAGE_DOC = (
     "page size; larger values are clamped to the server maximum "
