@@ -1,7 +1,7 @@
 """Fuzz the live API with schemathesis: every operation, every check, authenticated.
 
     .venv/bin/python scripts/fuzz_api.py --minutes 10          # the full run
-    .venv/bin/python scripts/fuzz_api.py --seconds 45          # the CI run (tests/api)
+    .venv/bin/python scripts/fuzz_api.py --seconds 40          # the CI run (tests/api)
 
 It seeds a small demo-like database (four real-shaped communities in two districts, grids,
 a synthetic roster with care subjects, incidents at several stages, and for every role except
@@ -15,7 +15,8 @@ schemathesis against the live ``/openapi.json`` in two parts:
    every object one user read as the users of the other district, who must not get it.
 
 Without ``--database-url`` a fresh database ``gridmap_fuzz`` is created on the private cluster
-(``GRIDMAP_DATA_DIR``); with it, the given database must be migrated-or-empty and is filled.
+(``GRIDMAP_DATA_DIR``); with it, the given database (migrated here if needed) must hold no
+areas yet, and is filled.
 Prints schemathesis' summary line of each part and the number of 5xx answers the server gave
 (from its access log); exits 1 when there was any 5xx or any check failure.
 

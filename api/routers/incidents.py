@@ -26,6 +26,17 @@ from gridmap.store.incidents import (
 from gridmap.store.locating import locate_frame, read_points
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
+Status = Literal[
+    "reported",
+    "dispatched",
+    "accepted",
+    "on_site",
+    "resolved",
+    "failed",
+    "escalated",
+    "cancelled",
+    "closed",
+]
 CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
 Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,32}$")]
 
@@ -121,14 +132,15 @@ def report(body: IncidentIn, session: SessionDep, user: CurrentUser) -> dict[str
 def incidents(
     session: SessionDep,
     user: CurrentUser,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query(description="any of these statuses")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Incidents in the caller's area, newest first."""
+    wanted: list[str] | None = list(status) if status else None
     return [
         _public(i)
-        for i in list_incidents(session, status=status, scope=user.area, limit=limit, offset=offset)
+        for i in list_incidents(session, status=wanted, scope=user.area, limit=limit, offset=offset)
     ]
 
 

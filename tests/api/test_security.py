@@ -265,6 +265,8 @@ def test_strict_bodies_and_query_times(world: dict[str, Any], server: str) -> No
     assert r.status_code == 422 and "ISO 8601" in r.text
     ok = httpx.get(f"{server}/api/v1/audit", params={"since": "2026-01-01"}, headers=h)
     assert ok.status_code == 200
+    unknown = httpx.get(f"{server}/api/v1/incidents", params={"status": "0.86"}, headers=h)
+    assert unknown.status_code == 422  # was an empty 200: statuses are a closed list now
     far = httpx.get(f"{server}/maps/incidents", params={"end": "0001-01-01"}, headers=h)
     assert far.status_code == 422 and "1900" in far.text  # was a 500 (date overflow)
     odd = httpx.get(f"{server}/api/v1/incidents/%C2%B3", headers=world["h"]["disp"])
