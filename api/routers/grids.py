@@ -24,7 +24,7 @@ class GriddingRequest(Body):
     community: str | None = Field(None, pattern=r"^[0-9]{12}$")
     district: str | None = Field(None, pattern=r"^[0-9]{6,9}$")
     all: bool = False
-    households_per_grid: float | None = Field(None, gt=0, le=100_000)
+    households_per_grid: float | None = Field(None, ge=1, le=100_000)
     grids: int | None = Field(None, ge=1, le=999)
 
     @model_validator(mode="after")

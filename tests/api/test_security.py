@@ -261,6 +261,8 @@ def test_strict_bodies_and_query_times(world: dict[str, Any], server: str) -> No
     h = world["h"]["admin"]
     r = httpx.post(f"{server}/api/v1/assignments:run", json={"keep_margin_m": False}, headers=h)
     assert r.status_code == 422  # false is not a number
+    tiny = {"all": True, "households_per_grid": 5e-324}  # was a 500 (infinitely many grids)
+    assert httpx.post(f"{server}/api/v1/gridding", json=tiny, headers=h).status_code == 422
     r = httpx.get(f"{server}/api/v1/audit", params={"since": "0.5"}, headers=h)
     assert r.status_code == 422 and "ISO 8601" in r.text
     ok = httpx.get(f"{server}/api/v1/audit", params={"since": "2026-01-01"}, headers=h)

@@ -57,3 +57,16 @@ def test_size_problems() -> None:
     frame = gpd.GeoDataFrame({"code": ["a", "b", None]}, geometry=[dense, holes, None])
     got = [(p.kind, p.feature) for p in size_problems(frame, max_vertices=300, max_rings=3)]
     assert got == [("too-many-vertices", "a"), ("too-many-rings", "b")]
+
+
+@pytest.mark.parametrize("target", [5e-324, 0.5, float("inf")])
+def test_gridding_target_below_one_household_is_refused(target: float) -> None:
+    """Found by fuzzing POST /api/v1/gridding: 5e-324 households per grid overflowed to an
+    infinite number of grids (a 500)."""
+    import pandas as pd
+
+    from gridmap.gridding import grid_community
+
+    units = pd.DataFrame({"x": [10.0], "y": [10.0], "households": [5], "residents": [9]})
+    with pytest.raises(InvalidInput, match="at least 1"):
+        grid_community(shapely.box(0, 0, 100, 100), units, households_per_grid=target)
