@@ -27,6 +27,7 @@ from api.routers import (
     open311,
     records,
     staffing,
+    supervision,
 )
 from gridmap import __version__
 from gridmap.security import LoginThrottle
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         incidents,
         open311,
         staffing,
+        supervision,
         maps,
         dashboard,
         field,

@@ -52,6 +52,7 @@ class User:
     name: str
     role: str
     area: str | None
+    person_id: int | None = None  # the roster person behind the account (volunteers)
 
 
 SESSION_COOKIE = "gridmap_session"  # HttpOnly, SameSite=Strict; honoured for GET/HEAD only
@@ -87,13 +88,17 @@ def current_user(
     # The user row (active, token version, role, scope) is cached for a few seconds per
     # process: one database round trip less per request; a revocation takes effect within
     # ``user_cache_s``.
-    cache: dict[str, tuple[float, tuple[bool, int, str, str | None] | None]]
+    cache: dict[str, tuple[float, tuple[bool, int, str, str | None, int | None] | None]]
     cache = request.app.state.user_cache
     now = time.monotonic()
     hit = cache.get(claims.user)
     if hit is None or hit[0] < now:
         row = get_user(session, claims.user)
-        entry = None if row is None else (row.active, row.token_version, row.role, row.area_code)
+        entry = (
+            None
+            if row is None
+            else (row.active, row.token_version, row.role, row.area_code, row.person_id)
+        )
         if len(cache) > 10_000:
             cache.clear()
         cache[claims.user] = (now + settings.user_cache_s, entry)
@@ -101,7 +106,7 @@ def current_user(
     entry = hit[1]
     if entry is None or not entry[0] or entry[1] != claims.version:
         raise AuthenticationError("token revoked or user disabled", code="token-revoked")
-    return User(name=claims.user, role=entry[2], area=entry[3])
+    return User(name=claims.user, role=entry[2], area=entry[3], person_id=entry[4])
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from gridmap import errors as e
 
@@ -44,6 +45,34 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def _routes(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Routes flattened through included routers (FastAPI keeps them nested)."""
+    out: list[BaseRoute] = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        out.extend(_routes(inner.routes) if inner is not None else [r])
+    return out
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route that matched the path, so a GET route hides the DELETE route beside it."""
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _message(err: dict[str, Any]) -> Any:
+    """The validation message; for undecodable JSON with the decoder's reason (which names
+    the problem, e.g. NaN, never the input around it)."""
+    reason = (err.get("ctx") or {}).get("error")
+    if err.get("type") == "json_invalid" and isinstance(reason, str):
+        return f"{err.get('msg')}: {reason[:120]}"
+    return err.get("msg")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.GridmapError)
     async def _domain(request: Request, exc: e.GridmapError) -> JSONResponse:
@@ -66,7 +95,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = [
-            {"loc": list(err.get("loc", [])), "msg": err.get("msg"), "type": err.get("type")}
+            {"loc": list(err.get("loc", [])), "msg": _message(err), "type": err.get("type")}
             for err in exc.errors()
         ]  # no "input": never echo what was sent
         return problem(
@@ -89,6 +118,8 @@ def install(app: FastAPI) -> None:
         resp = problem(exc.status_code, code, str(exc.detail), instance=request.url.path)
         for k, v in (exc.headers or {}).items():  # e.g. Allow on 405
             resp.headers[k] = v
+        if exc.status_code == 405 and (methods := allowed_methods(request)):
+            resp.headers["Allow"] = ", ".join(methods)
         return resp
 
     @app.exception_handler(OperationalError)

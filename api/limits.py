@@ -1,11 +1,55 @@
-"""Request body cap enforced while streaming (so chunked uploads cannot bypass it)."""
+"""Request limits: the body cap enforced while streaming (so chunked uploads cannot bypass it)
+and strict JSON (no NaN or Infinity, which Python's parser accepts but JSON does not have)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimit", "StrictJSONRoute"]
+
+
+def _no_constants(name: str) -> Any:
+    raise json.JSONDecodeError(
+        f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)", name, 0
+    )
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400 overflows to infinity
+        raise json.JSONDecodeError("a number is out of range (overflows to infinity)", text, 0)
+    return value
+
+
+class StrictJSONRequest(Request):
+    """``json()`` refuses ``NaN``, ``Infinity`` and ``-Infinity``; FastAPI turns the decode
+    error into a 422 (problem+json that does not echo the body)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(
+                await self.body(), parse_constant=_no_constants, parse_float=_finite
+            )
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """Route class of every router: bodies are parsed as strict JSON (also for handlers that
+    call ``request.json()`` themselves). A NaN coordinate must never reach geometry code."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict
 
 
 class BodyLimit:

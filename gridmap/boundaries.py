@@ -23,6 +23,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -42,12 +43,36 @@ __all__ = [
     "Problem",
     "read_boundary_file",
     "repair_boundaries",
+    "size_problems",
     "validate_boundaries",
 ]
 
 LEVELS = ("district", "street", "community", "grid")
 _DENSIFY_DEG = 0.001
 _GEOS_KINDS = ("self-intersection", "invalid-geometry", "too-few-points", "unclosed-ring")
+
+
+def size_problems(gdf: Any, *, max_vertices: int, max_rings: int) -> list[Problem]:
+    """Features past the vertex or ring caps (checked before any geometry work, which a
+    runaway geometry would tie up). Raise the caps with GRIDMAP_MAX_VERTICES/_MAX_RINGS for
+    detailed official boundaries."""
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    codes = gdf["code"] if "code" in gdf.columns else pd.Series([None] * len(gdf))
+    vertices = shapely.get_num_coordinates(geoms)
+    polygons = shapely.get_parts(geoms, return_index=True)
+    rings = np.bincount(
+        polygons[1], 1 + shapely.get_num_interior_rings(polygons[0]), minlength=len(geoms)
+    ).astype(int)
+    out = []
+    for i, (code, n, r) in enumerate(zip(codes, vertices, rings, strict=True)):
+        label = feature_label(code, i)
+        if n > max_vertices:
+            msg = f"{label} has {n:,} vertices; at most {max_vertices:,} are accepted"
+            out.append(Problem("too-many-vertices", label, msg))
+        if r > max_rings:
+            msg = f"{label} has {r} rings; at most {max_rings} are accepted"
+            out.append(Problem("too-many-rings", label, msg))
+    return out
 
 
 def _check_frame(gdf: Any, what: str) -> None:

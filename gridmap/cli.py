@@ -29,6 +29,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(grid_app, name="grid")
+report_app = typer.Typer(
+    help="Staffing shortage report (default) and the supervision report.",
+    invoke_without_command=True,
+)
+app.add_typer(report_app, name="report")
 
 DEMO_USERS = [
     ("admin", "admin", None),
@@ -143,9 +148,10 @@ def import_boundaries_cmd(
     from gridmap.boundaries import FieldMap
     from gridmap.store.imports import import_boundaries
 
+    settings = get_settings()
     try:
         report = import_boundaries(
-            _engine(get_settings()),
+            _engine(settings),
             file,
             level=level,
             crs=crs,
@@ -156,6 +162,7 @@ def import_boundaries_cmd(
             repair=repair,
             user=user,
             synthetic=synthetic,
+            **settings.geometry_caps(),
         )
     except GridmapError as exc:
         _fail(exc)
@@ -465,13 +472,16 @@ def co_mediator_cmd(
     typer.echo(f"co-mediator {name} registered (person {pid}) for {area}")
 
 
-@app.command("report")
+@report_app.callback()
 def report_cmd(
+    ctx: typer.Context,
     level: Annotated[str, typer.Option(help="grid | community | street | district")] = "district",
     area: Annotated[str | None, typer.Option(help="limit to an area code")] = None,
     out: Annotated[Path | None, typer.Option(help="write .csv, .xlsx or .json")] = None,
 ) -> None:
     """Staffing shortage and compliance report (quotas, 1:5 care ratio)."""
+    if ctx.invoked_subcommand:
+        return
     from gridmap.store.db import session_scope
     from gridmap.store.staff import shortage
 
@@ -494,6 +504,38 @@ def report_cmd(
         raise typer.Exit(2)
     if out is not None:
         typer.echo(f"wrote {out}")
+
+
+@report_app.command("supervision")
+def report_supervision(
+    area: Annotated[str, typer.Option(help="area code (default: whole city)")] = "",
+    since: Annotated[str | None, typer.Option(help="ISO date/time (default: 30 days ago)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date/time (default: now)")] = None,
+) -> None:
+    """Per grid manager: actions, incidents handled, response times, open caseload (JSON,
+    with the same small-count suppression as the API)."""
+    from datetime import datetime
+
+    from gridmap.store.db import session_scope
+    from gridmap.store.supervision import supervision_figures
+    from gridmap.supervision import supervision_row, window
+
+    settings = get_settings()
+    try:
+        start, end = window(
+            datetime.fromisoformat(since) if since else None,
+            datetime.fromisoformat(until) if until else None,
+        )
+    except ValueError:
+        typer.secho("error: --since/--until must be ISO dates", fg="red", err=True)
+        raise typer.Exit(2) from None
+    except GridmapError as exc:
+        _fail(exc)
+        return
+    with session_scope(_engine(settings)) as s:
+        rows = supervision_figures(s, area, start, end)
+    out = [supervision_row(r, k=settings.small_count_k) for r in rows]
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
 
 
 @app.command("audit")
@@ -538,6 +580,10 @@ def user_add(
         str | None,
         typer.Option(help="password for POST /api/v1/auth/token (default: generated and printed)"),
     ] = None,
+    person: Annotated[
+        int | None,
+        typer.Option(help="roster person id behind the account (volunteers: own care subjects)"),
+    ] = None,
 ) -> None:
     """Create a user with a role and an area scope."""
     from gridmap.security import new_password
@@ -547,7 +593,7 @@ def user_add(
     pw = password or new_password()
     try:
         with session_scope(_engine(get_settings())) as s:
-            add_user(s, name, role, area, pw)
+            add_user(s, name, role, area, pw, person_id=person)
     except GridmapError as exc:
         _fail(exc)
     typer.echo(f"user {name} ({role}, scope {area or 'all'}) created; password: {pw}")

@@ -269,8 +269,8 @@ def grid_community(
     k_target = (
         None if n_grids is not None else float(households_per_grid or DEFAULT_HOUSEHOLDS_PER_GRID)
     )
-    if k_target is not None and k_target <= 0:
-        raise InvalidInput("households_per_grid must be > 0", code="invalid-target")
+    if k_target is not None and not 1 <= k_target < float("inf"):  # 5e-324 overflowed n
+        raise InvalidInput("households_per_grid must be at least 1", code="invalid-target")
     community = shapely.make_valid(community) if not community.is_valid else community
     parts = [p for p in shapely.get_parts(community) if p.geom_type == "Polygon" and p.area > 0]
     if not parts:

@@ -30,6 +30,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "open311.read": frozenset({"admin", "dispatcher", "grid_manager"}),
     "assignments.run": frozenset({"admin", "planner"}),
     "care_subjects.read": frozenset({"admin", "grid_manager"}),
+    "care_subjects.own": frozenset({"volunteer"}),  # their own subjects: no exact point
+    "reports.supervision": frozenset({"admin", "leader"}),
     "audit.read": frozenset({"admin"}),
     "reports.shortage": frozenset({"admin", "planner", "leader"}),
     # map pages (GET; browsers may use the session cookie from maps.session)

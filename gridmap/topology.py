@@ -60,6 +60,8 @@ PROBLEM_KINDS = (
     "empty-geometry",
     "wrong-geometry-type",
     "non-finite-coordinate",
+    "too-many-vertices",
+    "too-many-rings",
     "coordinate-out-of-range",
     "probable-lat-lon-swap",
     "missing-field",

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import GEOJSON_OK, permission
+from api.limits import StrictJSONRoute
+from api.routers import GEOJSON_OK, Offset, PageLimitOrAll, permission
 from gridmap.errors import NotFound
 from gridmap.store.areas import area_feature_collection, count_areas, get_area, list_areas
 
-router = APIRouter(prefix="/api/v1/areas", tags=["areas"])
+router = APIRouter(prefix="/api/v1/areas", tags=["areas"], route_class=StrictJSONRoute)
 GEOJSON = "application/geo+json"
 Code = Annotated[str, Path(pattern=r"^[0-9]{6,12}$", description="area code, 6–12 digits")]
 
@@ -24,8 +25,8 @@ def areas(
     settings: SettingsDep,
     level: Literal["district", "street", "community"] | None = None,
     parent: Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimitOrAll = None,
+    offset: Offset = 0,
 ) -> JSONResponse:
     """Areas within the caller's scope, filtered by level and parent code."""
     limit = min(limit or settings.max_page_size, settings.max_page_size)

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.limits import StrictJSONRoute
 from api.routers import permission, public
 from gridmap.errors import AuthenticationError, TooManyRequests
 from gridmap.security import LoginThrottle, TokenClaims, issue_token, verify_password
 from gridmap.store.users import get_user
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJSONRoute)
 
 
 @router.post("/token", **public("auth.token"))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.limits import StrictJSONRoute
 from api.routers import permission
 from api.routers.maps import AreaQ, area_prefix
 from gridmap.errors import NotFound
@@ -18,7 +19,7 @@ from gridmap.stats import dashboard, grid_status
 from gridmap.store.mapdata import area_frame, incident_frame, mvt_tile
 from gridmap.store.staff import shortage
 
-router = APIRouter(tags=["maps"])
+router = APIRouter(tags=["maps"], route_class=StrictJSONRoute)
 LEVEL_NAMES = {"district": "区", "street": "街道", "community": "社区"}
 EXPORT_OK = {
     "description": "the table as HTML, CSV (UTF-8 with BOM) or Excel",

@@ -6,21 +6,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import GEOJSON_OK, permission
+from api.limits import StrictJSONRoute
+from api.routers import GEOJSON_OK, Body, permission
 from gridmap.errors import InvalidInput
 from gridmap.geojson_in import LINEAR, parse_geometry
 from gridmap.settings import Settings
 from gridmap.store import drafts, history
 from gridmap.store.impact import impact
 
-router = APIRouter(prefix="/api/v1", tags=["drafts and history"])
+router = APIRouter(prefix="/api/v1", tags=["drafts and history"], route_class=StrictJSONRoute)
 GridCode = Annotated[str, Field(pattern=r"^[0-9]{12}[0-9]{3}$")]
 
 
-class DraftRequest(BaseModel):
+class DraftRequest(Body):
     """Communities to edit (codes); they stay locked for others while the draft is open."""
 
     communities: list[Annotated[str, Field(pattern=r"^[0-9]{12}$")]] = Field(
@@ -29,7 +30,7 @@ class DraftRequest(BaseModel):
     note: str | None = Field(None, max_length=500)
 
 
-class EditRequest(BaseModel):
+class EditRequest(Body):
     """One edit. Geometries are GeoJSON in WGS84 lon/lat.
 
     - ``split_line``: ``code`` + ``line`` (crossing the grid from edge to edge)

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.deps import CurrentUser, SessionDep
+from api.limits import StrictJSONRoute
 from api.routers import permission
 from gridmap.exports import export_bytes
 from gridmap.store.features import audited_export
 
-router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"], route_class=StrictJSONRoute)
 
 Fmt = Annotated[
     Literal["geojson", "gpkg", "shp", "csv"],
@@ -29,13 +30,11 @@ Purpose = Annotated[
 FILE_OK = {
     "description": "the file, as an attachment",
     "content": {
-        m: {"schema": {"type": "string", "format": "binary"}}
-        for m in (
-            "application/geo+json",
-            "application/geopackage+sqlite3",
-            "application/zip",
-            "text/csv",
-        )
+        "application/geo+json": {"schema": {"type": "object"}},
+        **{
+            m: {"schema": {"type": "string", "format": "binary"}}
+            for m in ("application/geopackage+sqlite3", "application/zip", "text/csv")
+        },
     },
 }
 

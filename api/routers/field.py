@@ -8,9 +8,10 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from api.limits import StrictJSONRoute
 from api.routers import public
 
-router = APIRouter(tags=["pages"])
+router = APIRouter(tags=["pages"], route_class=StrictJSONRoute)
 _TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 _PAGE = _TEMPLATES / "report.html"
 _HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}

@@ -6,24 +6,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import GEOJSON_OK, permission
+from api.limits import StrictJSONRoute
+from api.routers import GEOJSON_OK, Body, Offset, PageLimitOrAll, permission
 from gridmap.store.grids import grids_geojson, run_gridding, select_communities
 from gridmap.store.history import parse_at, publish_draft
 
-router = APIRouter(prefix="/api/v1", tags=["grids"])
+router = APIRouter(prefix="/api/v1", tags=["grids"], route_class=StrictJSONRoute)
 CodeQ = Annotated[str | None, Query(pattern=r"^[0-9]{6,12}$")]
 
 
-class GriddingRequest(BaseModel):
+class GriddingRequest(Body):
     """Which communities to grid and the target; exactly one of community/district/all."""
 
     community: str | None = Field(None, pattern=r"^[0-9]{12}$")
     district: str | None = Field(None, pattern=r"^[0-9]{6,9}$")
     all: bool = False
-    households_per_grid: float | None = Field(None, gt=0, le=100_000)
+    households_per_grid: float | None = Field(None, ge=1, le=100_000)
     grids: int | None = Field(None, ge=1, le=999)
 
     @model_validator(mode="after")
@@ -75,8 +76,8 @@ def grids(
     settings: SettingsDep,
     community: CodeQ = None,
     version: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: PageLimitOrAll = None,
+    offset: Offset = 0,
     at: Annotated[
         str | None, Query(max_length=40, description="ISO 8601 time: grids as of then")
     ] = None,

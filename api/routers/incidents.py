@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import permission
+from api.limits import StrictJSONRoute
+from api.routers import Body, IsoDateTime, Offset, permission
 from gridmap.locate import GridIndex
 from gridmap.store.dispatching import dispatch, recommend_for
 from gridmap.store.incidents import (
@@ -27,7 +28,18 @@ from gridmap.store.incidents import (
 )
 from gridmap.store.locating import CURRENT, answer, locate_frame, read_points
 
-router = APIRouter(prefix="/api/v1", tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
+Status = Literal[
+    "reported",
+    "dispatched",
+    "accepted",
+    "on_site",
+    "resolved",
+    "failed",
+    "escalated",
+    "cancelled",
+    "closed",
+]
 CrsQ = Annotated[str, Query(max_length=32, description="wgs84 | gcj02 | bd09 | EPSG:n")]
 Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,32}$")]
 
@@ -49,7 +61,7 @@ async def locate_point(
     lon: Annotated[float, Query(description="longitude (x)")],
     lat: Annotated[float, Query(description="latitude (y)")],
     crs: CrsQ = "wgs84",
-    at: datetime | None = None,
+    at: IsoDateTime | None = None,
 ) -> dict[str, Any]:
     """District, street, community and grid of a point; ``near_boundary`` lists grids within
     20 m. Ties on a shared edge go to the lowest grid code. ``at`` answers for that time.
@@ -101,7 +113,7 @@ async def locate_batch(
     session: SessionDep,
     user: CurrentUser,
     crs: CrsQ = "wgs84",
-    at: datetime | None = None,
+    at: IsoDateTime | None = None,
 ) -> Response:
     """Up to 1,000,000 points: CSV (``lon,lat[,id]``) or a GeoJSON FeatureCollection in the
     body; answers id, grid, status (ok, outside, invalid, probable-lat-lon-swap,
@@ -114,7 +126,7 @@ async def locate_batch(
     return Response(result.to_csv(index=False), media_type="text/csv; charset=utf-8")
 
 
-class IncidentIn(BaseModel):
+class IncidentIn(Body):
     """A dispute report. Coordinates in ``crs`` (Amap → gcj02, Baidu → bd09)."""
 
     category: str = Field(max_length=32, description="service code or Chinese name")
@@ -148,14 +160,15 @@ def report(body: IncidentIn, session: SessionDep, user: CurrentUser) -> dict[str
 def incidents(
     session: SessionDep,
     user: CurrentUser,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[Status] | None, Query(description="any of these statuses")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Incidents in the caller's area, newest first."""
+    wanted: list[str] | None = list(status) if status else None
     return [
         _public(i)
-        for i in list_incidents(session, status=status, scope=user.area, limit=limit, offset=offset)
+        for i in list_incidents(session, status=wanted, scope=user.area, limit=limit, offset=offset)
     ]
 
 
@@ -171,7 +184,7 @@ def recommendation(ref: str, session: SessionDep, user: CurrentUser) -> dict[str
     return recommend_for(session, get_incident(session, ref, scope=user.area)).to_dict()
 
 
-class DispatchIn(BaseModel):
+class DispatchIn(Body):
     person_id: int | None = Field(
         None, ge=1, description="a named mediator; default: the best recommended one"
     )
@@ -202,7 +215,7 @@ def dispatch_incident(
     return result
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(Body):
     to: Literal[
         "accepted", "on_site", "resolved", "failed", "escalated", "closed", "cancelled", "reported"
     ]

@@ -27,7 +27,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import PRINT_TICKET, SESSION_COOKIE, CurrentUser, SessionDep, SettingsDep, User
-from api.routers import permission, public
+from api.limits import StrictJSONRoute
+from api.routers import IsoDate, permission, public
 from gridmap.dispatch import SERVICES
 from gridmap.errors import NotFound
 from gridmap.map_pages import TileConfig, coverage_page, dispatch_page, incident_page, login_page
@@ -50,7 +51,7 @@ from gridmap.store.staff import shortage
 from gridmap.store.users import get_user
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["maps"])
+router = APIRouter(tags=["maps"], route_class=StrictJSONRoute)
 AreaQ = Annotated[
     str | None, Query(pattern=r"^\d{6,12}$", description="zoom to this area (code in scope)")
 ]
@@ -206,12 +207,13 @@ def cached_coverage(
     the serving process rebuilds recently requested pages in the background when the
     fingerprint changes (:func:`refresh_pages`)."""
     spec: Spec = (user.area, area, print_mode, mode)
-    with _PAGES_LOCK:
+    page = coverage_for(session, settings, spec, coverage_version(session))
+    with _PAGES_LOCK:  # only pages that could be built (a 404 must not enter the refresh list)
         _RECENT[spec] = time.monotonic()
         _RECENT.move_to_end(spec)
         while len(_RECENT) > 8:
             _RECENT.popitem(last=False)
-    return coverage_for(session, settings, spec, coverage_version(session))
+    return page
 
 
 def refresh_pages(engine: Engine, settings: Settings, stop: threading.Event) -> None:
@@ -358,8 +360,8 @@ def incidents_map(
     settings: SettingsDep,
     user: CurrentUser,
     area: AreaQ = None,
-    start: date | None = None,
-    end: date | None = None,
+    start: IsoDate | None = None,
+    end: IsoDate | None = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     """Incidents per grid over a date range and category (no incident points) and mediation

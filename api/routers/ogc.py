@@ -19,7 +19,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, User
-from api.routers import GEOJSON_OK, permission
+from api.limits import StrictJSONRoute
+from api.routers import GEOJSON_OK, PageLimit, permission
 from gridmap.errors import InvalidInput
 from gridmap.permissions import allowed
 from gridmap.store.features import (
@@ -31,7 +32,7 @@ from gridmap.store.features import (
     list_collections,
 )
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+router = APIRouter(prefix="/ogc", tags=["ogc"], route_class=StrictJSONRoute)
 F = TypeVar("F", bound=Callable[..., Any])
 
 JSON, GEOJSON = "application/json", "application/geo+json"
@@ -216,7 +217,7 @@ def items(
     user: CurrentUser,
     settings: SettingsDep,
     bbox: BBox = None,
-    limit: Annotated[int, Query(ge=1, description="page size; capped at the server maximum")] = 100,
+    limit: PageLimit = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     f: Format = None,
 ) -> JSONResponse:
@@ -274,14 +275,16 @@ def item(
     return _json(feat, mtype, **{"Content-Crs": f"<{CRS84}>"})
 
 
-@router.options("/collections/{collection_id}/items", **permission("ogc.read"))
+@router.options("/collections/{collection_id}/items", status_code=204, **permission("ogc.read"))
 def items_options(collection_id: CollectionId, session: SessionDep, user: CurrentUser) -> Response:
     """``Allow``: POST appears for draft collections the caller may edit."""
     coll = get_collection(session, collection_id, role=user.role, scope=user.area)
     return Response(status_code=204, headers={"Allow": allow_header(coll, user, item=False)})
 
 
-@router.options("/collections/{collection_id}/items/{feature_id}", **permission("ogc.read"))
+@router.options(
+    "/collections/{collection_id}/items/{feature_id}", status_code=204, **permission("ogc.read")
+)
 def item_options(
     collection_id: CollectionId, feature_id: FeatureId, session: SessionDep, user: CurrentUser
 ) -> Response:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, User
 from api.errors import problem
+from api.limits import StrictJSONRoute
 from api.routers import GEOJSON_OK, permission
 from api.routers.ogc import (
     CRS84,
@@ -34,11 +35,12 @@ from gridmap.settings import Settings
 from gridmap.store.drafts import apply_operation
 from gridmap.store.features import Collection, get_collection, get_feature
 
-router = APIRouter(prefix="/ogc", tags=["ogc"])
+router = APIRouter(prefix="/ogc", tags=["ogc"], route_class=StrictJSONRoute)
 
 COMPUTED = {"community", "comm_name", "households", "population", "version", "area_m2"}
 COMPUTED |= {"valid_from"}
 FIXED = {"code", "kind"}
+READ_ONLY_405 = {405: "the collection is read-only (only draft collections take edits)"}
 Feature = Annotated[
     dict[str, Any], Body(description="a GeoJSON Feature (WGS84 lon/lat), as QGIS sends it")
 ]
@@ -98,7 +100,7 @@ def _feature_response(
 @router.post(
     "/collections/{collection_id}/items",
     status_code=201,
-    **permission("ogc.write", ok=GEOJSON_OK),
+    **permission("ogc.write", ok=GEOJSON_OK, extra=READ_ONLY_405),
 )
 def create_item(
     collection_id: CollectionId,
@@ -125,7 +127,10 @@ def create_item(
     return _feature_response(request, session, coll, out["created"][0], user, 201)
 
 
-@router.put("/collections/{collection_id}/items/{feature_id}", **permission("ogc.write"))
+@router.put(
+    "/collections/{collection_id}/items/{feature_id}",
+    **permission("ogc.write", extra=READ_ONLY_405),
+)
 def replace_item(
     collection_id: CollectionId,
     feature_id: FeatureId,
@@ -154,7 +159,10 @@ def replace_item(
     return _feature_response(request, session, coll, feature_id, user)
 
 
-@router.patch("/collections/{collection_id}/items/{feature_id}", **permission("ogc.write"))
+@router.patch(
+    "/collections/{collection_id}/items/{feature_id}",
+    **permission("ogc.write", extra=READ_ONLY_405),
+)
 def update_item(
     collection_id: CollectionId,
     feature_id: FeatureId,
@@ -186,7 +194,9 @@ def update_item(
 
 
 @router.delete(
-    "/collections/{collection_id}/items/{feature_id}", status_code=204, **permission("ogc.write")
+    "/collections/{collection_id}/items/{feature_id}",
+    status_code=204,
+    **permission("ogc.write", extra=READ_ONLY_405),
 )
 def delete_item(
     collection_id: CollectionId,

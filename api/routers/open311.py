@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import CurrentUser, SessionDep
-from api.routers import permission, public
+from api.limits import StrictJSONRoute
+from api.routers import IsoDateTime, permission, public
 from gridmap.dispatch import SERVICES, open311_status
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store.incidents import create_incident, list_incidents
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=StrictJSONRoute)
 _NAME = {s.code: s.name for s in SERVICES}
 
 
@@ -126,10 +127,10 @@ def requests(
     user: CurrentUser,
     service_request_id: Annotated[str | None, Query(max_length=2000)] = None,
     service_code: Annotated[str | None, Query(max_length=200)] = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
+    start_date: IsoDateTime | None = None,
+    end_date: IsoDateTime | None = None,
     status: Annotated[str | None, Query(pattern=r"^(open|closed)(,(open|closed))*$")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
     """Requests with the spec's filters (comma lists allowed) and pagination."""

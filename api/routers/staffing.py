@@ -9,18 +9,19 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
-from api.routers import permission
+from api.limits import StrictJSONRoute
+from api.routers import Body, permission
 from gridmap.errors import PermissionDenied
 from gridmap.staffing import Quotas
 from gridmap.store.staff import run_assignment, shortage
 
-router = APIRouter(prefix="/api/v1", tags=["staffing"])
+router = APIRouter(prefix="/api/v1", tags=["staffing"], route_class=StrictJSONRoute)
 
 
-class AssignmentIn(BaseModel):
+class AssignmentIn(Body):
     keep_margin_m: float = Field(
         500.0, ge=0, le=50_000, description="move someone only if it saves more metres"
     )

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import geopandas as gpd
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from gridmap.errors import GridmapError
 from gridmap.settings import PROJECT_ROOT
@@ -16,7 +17,7 @@ from gridmap.store.db import session_scope
 from gridmap.store.imports import import_boundaries
 from gridmap.store.models import Area
 
-__all__ = ["DISTRICTS", "SCENARIO", "load_scenario"]
+__all__ = ["DISTRICTS", "SCENARIO", "carer_in", "load_scenario"]
 
 SCENARIO = PROJECT_ROOT / "data" / "scenario"
 DISTRICTS = PROJECT_ROOT / "data" / "boundaries" / "yichang_districts.geojson"
@@ -59,3 +60,15 @@ def load_scenario(
             n = load_road_edges(s, roads, source=roads_path.name, user="demo")
         say(f"loaded {n} road edges")
     return True
+
+
+def carer_in(session: Session, prefix: str) -> int | None:
+    """A person caring for at least one care subject under ``prefix`` (the demo and the fuzz
+    seed link a volunteer account to them)."""
+    return session.execute(
+        text(
+            "SELECT min(volunteer_id) FROM care_subject "
+            "WHERE volunteer_id IS NOT NULL AND grid_code LIKE :p || '%'"
+        ),
+        {"p": prefix},
+    ).scalar()

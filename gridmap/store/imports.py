@@ -15,7 +15,13 @@ import geopandas as gpd
 import pyogrio
 from sqlalchemy import Engine
 
-from gridmap.boundaries import FieldMap, read_boundary_file, repair_boundaries, validate_boundaries
+from gridmap.boundaries import (
+    FieldMap,
+    read_boundary_file,
+    repair_boundaries,
+    size_problems,
+    validate_boundaries,
+)
 from gridmap.errors import InvalidInput
 from gridmap.store.areas import LEVEL_PARENT, areas_frame, upsert_areas
 from gridmap.store.db import session_scope
@@ -82,8 +88,11 @@ def import_boundaries(
     user: str = "cli",
     synthetic: bool = False,
     source: str | None = None,
+    max_vertices: int = 20_000,
+    max_rings: int = 200,
 ) -> ImportReport:
-    """Import one level of boundaries from a file; see the module docstring."""
+    """Import one level of boundaries from a file; see the module docstring. Features past
+    the vertex or ring caps are problems found before any other geometry work."""
     if level not in LEVELS:
         raise InvalidInput(
             f"unknown level {level!r}; use one of {', '.join(LEVELS)}", code="unknown-level"
@@ -97,6 +106,10 @@ def import_boundaries(
     gdf = _attach_counts(gdf, path, layer, encoding)
     report = ImportReport(source=source or str(path), level=level, features=len(gdf))
     report.problems = [p.to_dict() for p in read_problems]
+    too_big = size_problems(gdf, max_vertices=max_vertices, max_rings=max_rings)
+    if too_big:
+        report.problems.extend(p.to_dict() for p in too_big)
+        return report
     if repair:
         gdf, report.repairs = repair_boundaries(gdf)
     with session_scope(engine) as session:

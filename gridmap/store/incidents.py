@@ -276,7 +276,8 @@ _INCIDENT_SQL = """
 
 def get_incident(session: Session, ref: str | int, *, scope: str | None = None) -> dict[str, Any]:
     """One incident by public id or numeric id; 404 outside the caller's scope."""
-    key = "i.public_id = :ref" if isinstance(ref, str) and not ref.isdigit() else "i.id = :ref"
+    numeric = isinstance(ref, int) or (ref.isascii() and ref.isdigit() and len(ref) < 19)
+    key = "i.id = :ref" if numeric else "i.public_id = :ref"  # "³".isdigit() is True
     row = (
         session.execute(
             text(f"{_INCIDENT_SQL} WHERE {key}"),

@@ -353,6 +353,10 @@ class AppUser(Base):
     area_code: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     token_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # the person behind the account (volunteers: whose care subjects they may see)
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = _now()
 
 

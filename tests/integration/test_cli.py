@@ -16,12 +16,15 @@ from tests.helpers import DISTRICTS, feature, snapshot, write_geojson
 BOWTIE = [[[111.30, 30.70], [111.31, 30.71], [111.31, 30.70], [111.30, 30.71], [111.30, 30.70]]]
 
 
-def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    settings: Settings, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "GRIDMAP_DATABASE_URL": str(settings.database_url),
         "GRIDMAP_SECRET_KEY": str(settings.secret_key),
         "GRIDMAP_DATA_DIR": str(settings.data_dir),
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "gridmap.cli", *args],

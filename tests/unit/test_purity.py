@@ -37,6 +37,7 @@ PURE = [
     "gridmap.gridding_lloyd",
     "gridmap.gridding_polish",
     "gridmap.disclosure",
+    "gridmap.supervision",
     "gridmap.stats",
     "gridmap.render",
     "gridmap.editing",
