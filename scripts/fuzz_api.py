@@ -100,20 +100,23 @@ def _database(url: str | None) -> str:
     return url
 
 
-def _subset() -> tuple[Any, Any]:
-    """Streets and communities (GeoDataFrames) of the first communities of districts A and B."""
+def _subset(full: bool = False) -> tuple[Any, Any]:
+    """Streets and communities (GeoDataFrames) of the first communities of districts A and B,
+    or (``full``) the demo's whole city: 20 streets, 121 communities."""
     import geopandas as gpd
 
     from gridmap.store.demo_data import SCENARIO
 
     comm = gpd.read_file(SCENARIO / "communities.geojson").sort_values("code")
+    if full:
+        return gpd.read_file(SCENARIO / "streets.geojson"), comm
     comm = comm[comm["code"].str[:6].isin([A, B])]
     comm = comm.groupby(comm["code"].str[:6]).head(COMMUNITIES_PER_DISTRICT)
     streets = gpd.read_file(SCENARIO / "streets.geojson")
     return streets[streets["code"].isin(comm["parent"])], comm
 
 
-def seed(url: str, secret: str, tmp: Path) -> dict[str, str]:
+def seed(url: str, secret: str, tmp: Path, full: bool = False) -> dict[str, str]:
     """Fill the database; returns user name → bearer token."""
     import geopandas as gpd
     import pandas as pd
@@ -141,7 +144,7 @@ def seed(url: str, secret: str, tmp: Path) -> dict[str, str]:
     report = import_boundaries(engine, DISTRICTS, level="district", commit=True, user="fuzz")
     if not report.ok:
         raise SystemExit(f"fuzz: districts: {report.problems[:3]}")
-    streets, comm = _subset()
+    streets, comm = _subset(full)
     codes = list(comm["code"])
     units = pd.read_csv(SCENARIO / "households.csv", dtype={"community": str})
     roads = gpd.read_file(SCENARIO / "roads.geojson")
@@ -263,13 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--database-url", help="an empty database to fill (default: gridmap_fuzz)")
     ap.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, reports)")
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="seed the demo's whole city (121 communities, ~1,120 grids) instead of 4 communities",
+    )
     args = ap.parse_args(argv)
     total = int(args.seconds if args.seconds is not None else args.minutes * 60)
     tmp = Path(tempfile.mkdtemp(prefix="gridmap-fuzz-"))
     secret = secrets.token_hex(32)
     url = _database(args.database_url)
     t0 = time.monotonic()
-    tokens = seed(url, secret, tmp)
+    tokens = seed(url, secret, tmp, full=args.full)
     print(f"fuzz: seeded in {time.monotonic() - t0:.0f} s; work folder {tmp}")
     wfc = [
         {"name": n, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {t}"}]}
