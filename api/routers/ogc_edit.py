@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, User
 from api.errors import problem
@@ -127,6 +128,39 @@ def create_item(
     return _feature_response(request, session, coll, out["created"][0], user, 201)
 
 
+def _replace(
+    request: Request,
+    session: Session,
+    user: User,
+    settings: Settings,
+    collection_id: str,
+    feature_id: str,
+    feature: dict[str, Any],
+    *,
+    whole: bool,
+) -> Response:
+    """PUT (``whole``: the geometry is required) and PATCH: properties may only repeat their
+    current values; a geometry is applied as ``replace_one`` (neighbours give or absorb the
+    difference), validated."""
+    coll = _draft(request, session, collection_id, user)
+    if isinstance(coll, Response):
+        return coll
+    current = get_feature(session, coll, feature_id, scope=user.area)
+    _check_properties(feature, current["properties"])
+    if whole or "geometry" in feature:
+        apply_operation(
+            session,
+            coll.version or 0,
+            user=user.name,
+            scope=user.area,
+            op="replace_one",
+            code=feature_id,
+            geom=_geometry(feature, settings),
+        )
+        session.commit()
+    return _feature_response(request, session, coll, feature_id, user)
+
+
 @router.put(
     "/collections/{collection_id}/items/{feature_id}",
     **permission("ogc.write", extra=READ_ONLY_405),
@@ -141,22 +175,9 @@ def replace_item(
     settings: SettingsDep,
 ) -> Response:
     """A grid's new outline; neighbours give or absorb the difference (validated)."""
-    coll = _draft(request, session, collection_id, user)
-    if isinstance(coll, Response):
-        return coll
-    current = get_feature(session, coll, feature_id, scope=user.area)
-    _check_properties(feature, current["properties"])
-    apply_operation(
-        session,
-        coll.version or 0,
-        user=user.name,
-        scope=user.area,
-        op="replace_one",
-        code=feature_id,
-        geom=_geometry(feature, settings),
+    return _replace(
+        request, session, user, settings, collection_id, feature_id, feature, whole=True
     )
-    session.commit()
-    return _feature_response(request, session, coll, feature_id, user)
 
 
 @router.patch(
@@ -174,23 +195,9 @@ def update_item(
 ) -> Response:
     """A partial update (JSON merge patch): a new geometry is applied like PUT; properties may
     only repeat their current values."""
-    coll = _draft(request, session, collection_id, user)
-    if isinstance(coll, Response):
-        return coll
-    current = get_feature(session, coll, feature_id, scope=user.area)
-    _check_properties(feature, current["properties"])
-    if "geometry" in feature:
-        apply_operation(
-            session,
-            coll.version or 0,
-            user=user.name,
-            scope=user.area,
-            op="replace_one",
-            code=feature_id,
-            geom=_geometry(feature, settings),
-        )
-        session.commit()
-    return _feature_response(request, session, coll, feature_id, user)
+    return _replace(
+        request, session, user, settings, collection_id, feature_id, feature, whole=False
+    )
 
 
 @router.delete(

@@ -4,13 +4,12 @@ preview the impact and publish — all offline (every non-loopback request is ab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import shapely
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from shapely.geometry import shape
 from sqlalchemy import Engine
 
@@ -18,7 +17,12 @@ from gridmap.settings import Settings
 from gridmap.store.db import session_scope
 from gridmap.store.grids import publish_version, run_gridding, select_communities
 from gridmap.store.users import add_user
-from tests.e2e.test_maps import ARGS, CHROMIUM, SHOTS, Offline, bearer
+from tests.e2e.test_maps import (
+    SHOTS,
+    Offline,
+    bearer,
+    browser,  # noqa: F401  (the module's Chromium fixture)
+)
 from tests.helpers import COMMUNITY
 
 PASSWORD = "planner-pass-2026"
@@ -31,14 +35,6 @@ def gridded(community: Engine) -> Engine:
         publish_version(s, r.version_id, user="t")
         add_user(s, "plan", "planner", "420502", PASSWORD)
     return community
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _screen(page: Page, lon: float, lat: float) -> tuple[float, float]:
@@ -79,7 +75,10 @@ def _draft_grids(server: str, settings: Settings, draft: int) -> dict[str, Any]:
 
 
 def test_planner_page_edits_and_publishes(
-    gridded: Engine, server: str, settings: Settings, browser: Browser
+    gridded: Engine,
+    server: str,
+    settings: Settings,
+    browser: Browser,  # noqa: F811
 ) -> None:
     tab = Offline(browser, {})
     page = tab.page
