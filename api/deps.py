@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -27,11 +28,12 @@ _bearer = HTTPBearer(
 )
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
+    """(async: cheap dependencies stay on the event loop instead of a thread-pool hop)"""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
@@ -77,28 +79,35 @@ def _credentials(
     raise AuthenticationError("a bearer token is required", code="missing-token")
 
 
-def current_user(
+UserEntry = tuple[bool, int, str, str | None, int | None]
+
+
+def _user_entry(engine: Engine, name: str) -> UserEntry | None:
+    """(active, token version, role, scope, person) of a user, from the database."""
+    with Session(engine) as session:
+        row = get_user(session, name)
+        if row is None:
+            return None
+        return (row.active, row.token_version, row.role, row.area_code, row.person_id)
+
+
+async def current_user(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    """The caller, from the token (checked on the event loop) and the user row (cached a few
+    seconds per process; read in a worker thread only when the cache has no fresh entry)."""
     token, audience = _credentials(request, cred, settings.token_audience)
     claims = read_token(token, request.app.state.signing_key, audience)
     # The user row (active, token version, role, scope) is cached for a few seconds per
     # process: one database round trip less per request; a revocation takes effect within
     # ``user_cache_s``.
-    cache: dict[str, tuple[float, tuple[bool, int, str, str | None, int | None] | None]]
-    cache = request.app.state.user_cache
+    cache: dict[str, tuple[float, UserEntry | None]] = request.app.state.user_cache
     now = time.monotonic()
     hit = cache.get(claims.user)
     if hit is None or hit[0] < now:
-        row = get_user(session, claims.user)
-        entry = (
-            None
-            if row is None
-            else (row.active, row.token_version, row.role, row.area_code, row.person_id)
-        )
+        entry = await run_in_threadpool(_user_entry, request.app.state.engine, claims.user)
         if len(cache) > 10_000:
             cache.clear()
         cache[claims.user] = (now + settings.user_cache_s, entry)
@@ -115,7 +124,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 def guard(operation: str):  # type: ignore[no-untyped-def]
     """A dependency that admits only roles the matrix allows for ``operation``."""
 
-    def _check(user: CurrentUser) -> User:
+    async def _check(user: CurrentUser) -> User:
         if not allowed(operation, user.role):
             raise PermissionDenied(
                 f"role {user.role!r} may not perform {operation}", code="forbidden"

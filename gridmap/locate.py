@@ -35,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,13 +271,19 @@ class GridIndex:
                 return int(g)
         return -1
 
-    def near_xy(self, lon: float, lat: float, own: int, radius_m: float = 20.0) -> list[str]:
-        """Codes of other grids within ``radius_m`` (code order). When every raster pixel
-        within the radius belongs wholly to ``own``, there is none, without any geometry."""
+    @functools.lru_cache(maxsize=4)  # noqa: B019 (a few radii per index, kept with it)
+    def _window(self, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lon/lat offsets of the raster pixels around a point that cover ``radius_m``."""
         reach = math.ceil(radius_m / self.cell_m) + 1
         steps = np.arange(-reach, reach + 1, dtype=float)
         du, dv = np.meshgrid(steps * self._dlon, steps * self._dlat)
-        labels = self._raster(lon + du.ravel(), lat + dv.ravel())
+        return du.ravel(), dv.ravel()
+
+    def near_xy(self, lon: float, lat: float, own: int, radius_m: float = 20.0) -> list[str]:
+        """Codes of other grids within ``radius_m`` (code order). When every raster pixel
+        within the radius belongs wholly to ``own``, there is none, without any geometry."""
+        du, dv = self._window(radius_m)
+        labels = self._raster(lon + du, lat + dv)
         if own >= 0 and bool(np.all(labels == own)):
             return []
         return sorted(code for code, _ in self.near_boundary(lon, lat, radius_m))

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
 from api.routers import Body, IsoDateTime, Offset, permission
-from gridmap.locate import GridIndex
 from gridmap.store.dispatching import dispatch, recommend_for
 from gridmap.store.incidents import (
     create_incident,
@@ -26,7 +25,7 @@ from gridmap.store.incidents import (
     to_wgs84_point,
     transition,
 )
-from gridmap.store.locating import CURRENT, answer, locate_frame, read_points
+from gridmap.store.locating import CURRENT, Current, answer, locate_frame, read_points
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
 Status = Literal[
@@ -72,18 +71,16 @@ async def locate_point(
     wlon, wlat = to_wgs84_point(lon, lat, crs)
     engine = request.app.state.engine
     if at is None:
-        cached = CURRENT.recent(settings.locate_refresh_s)
-        if cached is None:
-            cached = await run_in_threadpool(_refresh_current, engine)
-        index, attrs = cached
-        hit = answer(index, attrs, wlon, wlat, 20.0)
-        if hit is not None:
-            hit.pop("grid_id", None)
-            return hit
+        current = CURRENT.recent(settings.locate_refresh_s)
+        if current is None:
+            current = await run_in_threadpool(_refresh_current, engine)
+        hit = answer(current, wlon, wlat)
+        hit.pop("grid_id", None)
+        return hit
     return await run_in_threadpool(_locate_in_db, engine, wlon, wlat, at)
 
 
-def _refresh_current(engine: Engine) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+def _refresh_current(engine: Engine) -> Current:
     with Session(engine) as session:
         return CURRENT.refresh(session)
 

@@ -117,9 +117,9 @@ def locate(
 ) -> dict[str, Any]:
     """The grid covering a WGS84 point (ties on shared edges: the lowest grid code), with the
     other grids within ``near_m`` metres so a dispatcher can confirm. The current grids are
-    answered from the per-process index; the database answers for ``at`` and explains misses."""
-    if at is None and (fast := locate_current(session, lon, lat, near_m=near_m)) is not None:
-        return fast
+    answered from the per-process index (:mod:`gridmap.store.locating`); PostGIS for ``at``."""
+    if at is None:
+        return dict(locate_current(session, lon, lat, near_m=near_m))
     hit = _grid_at(session, lon, lat, at)
     if hit is None:
         swapped = abs(lon) <= 90 and (

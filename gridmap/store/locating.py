@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,14 +56,23 @@ def grid_index(session: Session, at: datetime | None = None) -> GridIndex:
     return _CACHE[key]
 
 
+class Current(NamedTuple):
+    """What single lookups need: the grid index, each grid's area codes and names, and the
+    district outlines (to tell a lat/lon swap from a point outside the service area)."""
+
+    grids: GridIndex
+    attrs: dict[str, dict[str, Any]]
+    districts: np.ndarray
+
+
 class CurrentGrids:
-    """The index of the current grids with each grid's area codes and names, shared by one
-    process's requests. :meth:`refresh` asks one tiny stamp query whether a version was
-    published or areas re-imported since, and rebuilds only then; :meth:`recent` hands out the
-    last index without a query while it was checked less than ``max_age`` seconds ago."""
+    """The :class:`Current` lookup data of the current grids, shared by one process's
+    requests. :meth:`refresh` asks one tiny stamp query whether a version was published or
+    areas re-imported since, and rebuilds only then; :meth:`recent` hands out the last one
+    without a query while it was checked less than ``max_age`` seconds ago."""
 
     def __init__(self) -> None:
-        self._entry: tuple[Any, GridIndex, dict[str, dict[str, Any]]] | None = None
+        self._entry: tuple[Any, Current] | None = None
         self._checked = -math.inf
         self._lock = threading.Lock()
 
@@ -71,13 +80,13 @@ class CurrentGrids:
         """Forget the check time (a publish in this process): the next request re-checks."""
         self._checked = -math.inf
 
-    def recent(self, max_age: float) -> tuple[GridIndex, dict[str, dict[str, Any]]] | None:
+    def recent(self, max_age: float) -> Current | None:
         entry = self._entry
         if entry is None or time.monotonic() - self._checked > max_age:
             return None
-        return entry[1], entry[2]
+        return entry[1]
 
-    def refresh(self, session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+    def refresh(self, session: Session) -> Current:
         checked = time.monotonic()
         stamp = tuple(session.execute(_STAMP).one())
         entry = self._entry
@@ -85,9 +94,9 @@ class CurrentGrids:
             with self._lock:  # one build per process, not one per waiting request
                 entry = self._entry
                 if entry is None or entry[0] != stamp:
-                    entry = self._entry = (stamp, *_build_current(session))
+                    entry = self._entry = (stamp, _build_current(session))
         self._checked = checked
-        return entry[1], entry[2]
+        return entry[1]
 
 
 _STAMP = text(
@@ -97,7 +106,7 @@ _STAMP = text(
 )
 
 
-def _build_current(session: Session) -> tuple[GridIndex, dict[str, dict[str, Any]]]:
+def _build_current(session: Session) -> Current:
     rows = (
         session.execute(
             text(
@@ -119,21 +128,42 @@ def _build_current(session: Session) -> tuple[GridIndex, dict[str, dict[str, Any
         p = geoms[0].representative_point()
         index.near_boundary(p.x, p.y)
     attrs = {r["grid"]: {k: v for k, v in r.items() if k != "wkb"} for r in rows}
-    return index, attrs
+    wkbs = session.execute(
+        text("SELECT ST_AsBinary(geom) FROM area WHERE kind = 'district'")
+    ).scalars()
+    districts = np.asarray(shapely.from_wkb([bytes(w) for w in wkbs]), dtype=object)
+    shapely.prepare(districts)
+    if len(districts):  # warm GEOS's lazy point locators before threads share them
+        shapely.intersects_xy(districts, 0.0, 0.0)
+    return Current(index, attrs, districts)
 
 
 CURRENT = CurrentGrids()
 
 
-def answer(
-    index: GridIndex, attrs: dict[str, dict[str, Any]], lon: float, lat: float, near_m: float
-) -> dict[str, Any] | None:
-    """The locate answer for a WGS84 point from an index (``None``: no grid covers it)."""
+def answer(current: Current, lon: float, lat: float, near_m: float = 20.0) -> dict[str, Any]:
+    """The locate answer for a WGS84 point, in process; a miss raises the same 422 as the
+    database path: ``probable-lat-lon-swap`` when the swapped point lies in a grid or a
+    district, else ``outside-service-area``."""
+    index = current.grids
     i = index.locate_xy(lon, lat)
     if i < 0:
-        return None
+        swapped = abs(lon) <= 90 and (
+            index.locate_xy(lat, lon) >= 0
+            or bool(shapely.intersects_xy(current.districts, lat, lon).any())
+        )
+        if swapped:
+            raise InvalidInput(
+                "the point is outside the service area, but swapping lon and lat "
+                "puts it inside: send lon first, then lat",
+                code="probable-lat-lon-swap",
+            )
+        raise InvalidInput(
+            "the point is outside every published grid of the service area",
+            code="outside-service-area",
+        )
     near = index.near_xy(lon, lat, i, near_m)
-    return attrs[str(index.codes[i])] | {
+    return current.attrs[str(index.codes[i])] | {
         "near_boundary": bool(near),
         "nearby_grids": near,
         "lon": round(lon, 7),
@@ -143,12 +173,10 @@ def answer(
 
 def locate_current(
     session: Session, lon: float, lat: float, *, near_m: float = 20.0
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """:func:`gridmap.store.incidents.locate` for the current grids, answered in process from
-    the shared index (same tie rule: the lowest code); ``None`` when no grid covers the point
-    (the caller then asks the database, which also explains why)."""
-    index, attrs = CURRENT.refresh(session)
-    return answer(index, attrs, lon, lat, near_m)
+    the shared index (same tie rule: the lowest code, same 422s on a miss)."""
+    return answer(CURRENT.refresh(session), lon, lat, near_m)
 
 
 def read_points(data: bytes, content_type: str) -> pd.DataFrame:
