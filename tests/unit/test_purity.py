@@ -27,6 +27,8 @@ PURE = [
     "gridmap.locate",
     "gridmap.locate_raster",
     "gridmap.gridding",
+    "gridmap.gridding_jobs",
+    "gridmap.batch",
     "gridmap.scenario",
     "gridmap.scenario_base",
     "gridmap.scenario_roads",
