@@ -738,5 +738,9 @@ def _demo_logins(settings: Settings) -> dict[str, str]:
     return logins
 
 
+from gridmap.cli_batch import batch_app  # noqa: E402  (its commands import this module lazily)
+
+app.add_typer(batch_app, name="batch")
+
 if __name__ == "__main__":
     app()

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import shapely
 
 from gridmap.crs import transform_geometry
 from gridmap.gridding import grid_community, grid_quality
 
-__all__ = ["GridJob", "GridOutcome", "run_job"]
+__all__ = ["GridJob", "GridOutcome", "make_job", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,29 @@ class GridOutcome:
     residents: np.ndarray
     geoms: np.ndarray
     quality: dict[str, Any] = field(default_factory=dict)
+
+
+def make_job(
+    code: str,
+    community: Any,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    households: np.ndarray,
+    residents: np.ndarray,
+    roads: np.ndarray | None,
+    crs: str,
+) -> GridJob:
+    """A job from WGS84 inputs (community, unit points, road lines), projected to ``crs``."""
+    n = len(lon)
+    pts = transform_geometry(shapely.points(lon, lat), "wgs84", crs) if n else []
+    units = {
+        "x": shapely.get_x(pts) if n else np.asarray(lon, dtype=float),
+        "y": shapely.get_y(pts) if n else np.asarray(lat, dtype=float),
+        "households": np.asarray(households, dtype=float),
+        "residents": np.asarray(residents, dtype=float),
+    }
+    road_m = transform_geometry(roads, "wgs84", crs) if roads is not None and len(roads) else None
+    return GridJob(code, transform_geometry(community, "wgs84", crs), units, road_m, crs)
 
 
 def run_job(

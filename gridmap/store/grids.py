@@ -21,9 +21,9 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from gridmap.crs import metric_crs_for_geometry, transform_geometry
+from gridmap.crs import metric_crs_for_geometry
 from gridmap.errors import ConflictError, InvalidInput, NotFound
-from gridmap.gridding_jobs import GridJob, GridOutcome, run_job
+from gridmap.gridding_jobs import GridJob, GridOutcome, make_job, run_job
 from gridmap.store.areas import record_audit
 from gridmap.store.locating import CURRENT
 from gridmap.store.models import Area, Grid, GridVersion
@@ -104,16 +104,7 @@ def _serial(fn: Callable[[GridJob], GridOutcome], jobs: list[GridJob]) -> Iterat
 def _job(session: Session, cid: int, code: str, geom: Any, metric: str) -> GridJob:
     """One community's gridding inputs read from the database, projected to ``metric``."""
     x, y, hh, res = _units(session, cid)
-    pts = transform_geometry(shapely.points(x, y), "wgs84", metric) if len(x) else []
-    units = {
-        "x": shapely.get_x(pts) if len(x) else x,
-        "y": shapely.get_y(pts) if len(x) else y,
-        "households": hh,
-        "residents": res,
-    }
-    road = _roads(session, geom)
-    road_m = transform_geometry(road, "wgs84", metric) if len(road) else None
-    return GridJob(code, transform_geometry(geom, "wgs84", metric), units, road_m, metric)
+    return make_job(code, geom, x, y, hh, res, _roads(session, geom), metric)
 
 
 def run_gridding(
