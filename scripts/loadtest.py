@@ -41,7 +41,7 @@ from shapely.geometry import shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_api import CATEGORY, check_loopback, get_token, purge_incidents  # noqa: E402
+from bench_api import CATEGORY, check_loopback, get_token, purge_incidents
 
 STATE: dict[str, Any] = {"tokens": {}, "grids": [], "created": [], "rng": None}
 CODES: defaultdict[str, Counter[int]] = defaultdict(Counter)
@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     users = args.dispatchers + args.leaders
     print(
         f"{args.base_url}: {len(STATE['grids'])} grids; {args.dispatchers} dispatchers + "
-        f"{args.leaders} leaders for {args.duration:g} s after {args.warmup:g} s warm-up; load {os.getloadavg()[0]:.2f}",
+        f"{args.leaders} leaders for {args.duration:g} s after {args.warmup:g} s warm-up; "
+        f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     env = Environment(user_classes=[Dispatcher, Leader], host=args.base_url, events=events)
