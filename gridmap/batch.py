@@ -120,7 +120,7 @@ def grid_jobs(
 
 
 def _locate_slice(index: GridIndex, lonlat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    idx, status = index.locate_status(lonlat[:, 0], lonlat[:, 1])
+    idx, status = index.locate_status(lonlat[0], lonlat[1])  # rows: contiguous, fast
     return idx.astype(np.int32), status
 
 
@@ -144,7 +144,7 @@ def locate_points(
     if chunk < 1:
         raise InvalidInput("chunk must be at least 1", code="invalid-chunk")
     slices = [
-        np.column_stack([lon[a : a + chunk], lat[a : a + chunk]]) for a in range(0, len(lon), chunk)
+        np.vstack([lon[a : a + chunk], lat[a : a + chunk]]) for a in range(0, len(lon), chunk)
     ]
     if client is None:
         parts = [_locate_slice(index, s) for s in slices]

@@ -228,6 +228,7 @@ def run_one(name: str, argv: list[str], base: str | None, timeout: float) -> dic
         "load_before": round(load0, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "highlights": [ln for ln in lines if HIGHLIGHT.search(ln)][:40],
+        "tail": lines[-25:],
     }
     if code != 0:
         res["error_tail"] = (err or out).strip().splitlines()[-5:]

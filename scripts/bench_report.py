@@ -95,8 +95,9 @@ def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> 
             lines += ["**Did not finish:**", "", "```", *r.get("error_tail", []), "```", ""]
         if r.get("figures"):
             lines += [*_figures(name, r["figures"]), ""]
-        if r["highlights"]:
-            lines += ["```", *r["highlights"], "```"]
+        shown = r["highlights"] if len(r["highlights"]) >= 3 else r.get("tail", [])
+        if shown:
+            lines += ["```", *shown, "```"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
