@@ -35,6 +35,7 @@ PURE = [
     "gridmap.scenario_households",
     "gridmap.scenario_power",
     "gridmap.scenario_partition",
+    "gridmap.scenario_province",
     "gridmap.gridding_lloyd",
     "gridmap.gridding_polish",
     "gridmap.disclosure",
