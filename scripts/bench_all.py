@@ -206,7 +206,7 @@ def run_one(name: str, argv: list[str], base: str | None, timeout: float) -> dic
     json_path = OUT / f"{name}.json"
     json_path.unlink(missing_ok=True)
     cmd = [PY] + [
-        a.replace("{json}", str(json_path)).replace(SERVICE, base or SERVICE) for a in argv
+        a.replace("{json}", str(json_path.relative_to(ROOT))).replace(SERVICE, base or SERVICE) for a in argv
     ]
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per benchmark")
     ap.add_argument("--results", type=Path, default=OUT / "results.json")
+    ap.add_argument(
+        "--merge", action="store_true", help="keep the other benchmarks' figures in --results"
+    )
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "performance.md")
     args = ap.parse_args(argv)
     only = [n for n in args.only.split(",") if n]
@@ -259,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "benchmarks": {},
     }
+    if args.merge and args.results.exists():
+        old = json.loads(args.results.read_text())
+        results["benchmarks"] = old.get("benchmarks", {})
+        results["started"] = old.get("started", results["started"])
     local = [n for n in names if not SUITE[n][1]]
     served = [n for n in names if SUITE[n][1]]
     for name in local:
@@ -281,6 +288,8 @@ def _run(name: str, base: str | None, args: argparse.Namespace) -> dict[str, Any
     what, _, full, quick = SUITE[name]
     print(f"== {name}: {what}", flush=True)
     res = _with_what(run_one(name, quick if args.quick else full, base, args.timeout), what)
+    res["profile"] = "quick" if args.quick else "full"
+    res["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(
         f"   exit {res['exit_code']} in {res['wall_s']} s (load {res['load_before']} → "
         f"{res['load_after']})",

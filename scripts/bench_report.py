@@ -76,17 +76,18 @@ def _figures(name: str, fig: dict[str, Any]) -> list[str]:
 def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> None:
     lines = [INTRO, *_machine(results.get("machine", {}))]
     lines += [
-        f"Run: {results.get('started')} → {results.get('finished')}, profile "
-        f"**{results.get('profile')}**.",
+        f"Runs: {results.get('started')} → {results.get('finished')} (each benchmark's settings "
+        "profile and time in the table).",
         "",
         "## Summary",
         "",
-        "| benchmark | compares | exit | wall s | load before → after |",
-        "|---|---|---|---|---|",
+        "| benchmark | compares | profile, finished | exit | wall s | load before → after |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results["benchmarks"].items():
         lines.append(
-            f"| {name} | {r['compares']} | {r['exit_code']} | {r['wall_s']} | "
+            f"| {name} | {r['compares']} | {r.get('profile', '')}, {r.get('at', '')} | "
+            f"{r['exit_code']} | {r['wall_s']} | "
             f"{r['load_before']} → {r['load_after']} |"
         )
     for name, r in results["benchmarks"].items():
