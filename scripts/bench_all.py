@@ -206,7 +206,8 @@ def run_one(name: str, argv: list[str], base: str | None, timeout: float) -> dic
     json_path = OUT / f"{name}.json"
     json_path.unlink(missing_ok=True)
     cmd = [PY] + [
-        a.replace("{json}", str(json_path.relative_to(ROOT))).replace(SERVICE, base or SERVICE) for a in argv
+        a.replace("{json}", str(json_path.relative_to(ROOT))).replace(SERVICE, base or SERVICE)
+        for a in argv
     ]
     load0 = os.getloadavg()[0]
     t = time.perf_counter()
