@@ -88,6 +88,23 @@ SUITE: dict[str, tuple[str, bool, list[str], list[str]]] = {
             "{json}",
         ],
     ),
+    "province": (
+        "province scale: one city gridded at 100 households/grid on Dask (province time "
+        "extrapolated), a province-sized index, a year of incidents located, peak memory",
+        False,
+        ["scripts/bench_province.py", "--json", "{json}"],
+        [
+            "scripts/bench_province.py",
+            "--cities",
+            "4",
+            "--communities",
+            "5",
+            "--incidents",
+            "100000",
+            "--json",
+            "{json}",
+        ],
+    ),
     "maps": (
         "map payload and render: ours vs stock Folium GeoJSON (headless Chromium)",
         False,

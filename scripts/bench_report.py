@@ -68,7 +68,7 @@ def _figures(name: str, fig: dict[str, Any]) -> list[str]:
             f"\n{fig['requests']} requests in {fig['wall_s']} s; 5xx: {fig['http_5xx']}; "
             f"error ratio {fig['error_ratio']:.4%} (target < 0.1%)."
         )
-    elif name == "peers_db":
+    elif name in ("peers_db", "province"):
         out += [f"- {k}: {v}" for k, v in fig.items()]
     return out
 
