@@ -163,6 +163,9 @@ def _summary(env: Environment, wall: float) -> dict[str, Any]:
         "error_ratio": total.num_failures / total.num_requests if total.num_requests else 0.0,
         "http_5xx": n5,
         "endpoints": rows,
+        "errors": {
+            f"{e.method} {e.name}: {e.error}": e.occurrences for e in env.stats.errors.values()
+        },
     }
 
 
@@ -176,6 +179,8 @@ def _print(summary: dict[str, Any]) -> None:
             f"{name:<52} {r['n']:>6} {r['failures']:>5} {r['rps']:>6} {r['p50_ms']:>6.0f} "
             f"{r['p95_ms']:>6.0f} {r['p99_ms']:>6.0f} {r['max_ms']:>7.0f}  {r['status']}"
         )
+    for what, n in summary["errors"].items():
+        print(f"error ×{n}: {what[:300]}")
     print(
         f"total {summary['requests']} requests in {summary['wall_s']} s; 5xx: "
         f"{summary['http_5xx']}; error ratio {summary['error_ratio']:.4%} (target < 0.1%)"

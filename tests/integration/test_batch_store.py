@@ -1,13 +1,20 @@
-"""Re-gridding through the database on a 2-process Dask LocalCluster writes the same grids."""
+"""Dask batch through the database: re-gridding on a 2-process LocalCluster writes the same
+grids, and the `gridmap batch` commands answer as the single-process ones."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 from sqlalchemy import Engine, text
 
 from gridmap.batch import connect, dask_map
+from gridmap.settings import Settings
 from gridmap.store.db import session_scope
 from gridmap.store.grids import run_gridding, select_communities
 from tests.helpers import COMMUNITY
+from tests.integration.test_cli import run
 
 
 def _rows(db: Engine, version: int) -> list[tuple[str, int, int, bytes]]:
@@ -42,3 +49,48 @@ def test_dask_gridding_writes_the_serial_grids(community: Engine) -> None:
     assert dist.version_id != serial.version_id and dist.grids == serial.grids > 1
     assert _rows(community, dist.version_id) == _rows(community, serial.version_id)
     assert dist.quality == serial.quality
+
+
+def test_batch_commands_match_the_single_process_ones(
+    community: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    grid = run(settings, "batch", "grid", "--households-per-grid", "600", "--workers", "2")
+    assert grid.returncode == 0, grid.stderr
+    assert "2 workers" in grid.stdout and "draft version" in grid.stdout
+    assert run(settings, "grid", "publish").returncode == 0
+    with community.connect() as conn:
+        lo, la, hi, ha = conn.execute(
+            text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom) AS e FROM grid WHERE valid_to IS NULL "
+                "AND valid_from IS NOT NULL) x"
+            )
+        ).one()
+    rng = np.random.default_rng(5)
+    n = 3000
+    pts = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "lon": rng.uniform(lo - 0.002, hi + 0.002, n),
+            "lat": rng.uniform(la - 0.002, ha + 0.002, n),
+        }
+    )
+    src = tmp_path / "pts.csv"
+    pts.to_csv(src, index=False)
+    single = run(settings, "locate", str(src), "--out", str(tmp_path / "one.csv"))
+    batch = run(
+        settings,
+        "batch",
+        "locate",
+        str(src),
+        "--out",
+        str(tmp_path / "two.csv"),
+        "--workers",
+        "2",
+        "--chunk",
+        "700",
+    )
+    assert single.returncode == 0 and batch.returncode == 0, batch.stderr
+    one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
+    pd.testing.assert_frame_equal(one, two)
+    assert set(one["status"]) == {"ok", "outside"}
