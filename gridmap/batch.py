@@ -46,6 +46,7 @@ __all__ = [
     "grid_jobs",
     "locate_points",
     "merge_assignments",
+    "share_index",
 ]
 
 T = TypeVar("T")
@@ -124,8 +125,15 @@ def _locate_slice(index: GridIndex, lonlat: np.ndarray) -> tuple[np.ndarray, np.
     return idx.astype(np.int32), status
 
 
+def share_index(client: Any, index: GridIndex) -> Any:
+    """Send ``index`` to every worker once; pass the returned future to :func:`locate_points`
+    for any number of batches (a province index is hundreds of MB: ship it once, not per
+    batch)."""
+    return client.scatter(index, broadcast=True, hash=False)  # own key: no release race
+
+
 def locate_points(
-    index: GridIndex,
+    index: Any,
     lon: Any,
     lat: Any,
     *,
@@ -134,8 +142,9 @@ def locate_points(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Grid index (-1: none) and status per WGS84 point, as :meth:`GridIndex.locate_status`.
 
-    The points are cut into slices of ``chunk``; with a client the index goes to every worker
-    once and the slices are spread over the workers, each located where it lies.
+    The points are cut into slices of ``chunk``; with a client the slices are spread over the
+    workers and located where they lie, against ``index`` — a :class:`GridIndex` (sent to
+    every worker for this call) or the future from :func:`share_index` (already there).
     """
     lon = np.atleast_1d(np.asarray(lon, dtype="float64"))
     lat = np.atleast_1d(np.asarray(lat, dtype="float64"))
@@ -149,8 +158,8 @@ def locate_points(
     if client is None:
         parts = [_locate_slice(index, s) for s in slices]
     else:
-        shared = client.scatter(index, broadcast=True)
-        data = client.scatter(slices)
+        shared = share_index(client, index) if isinstance(index, GridIndex) else index
+        data = client.scatter(slices, hash=False)
         futures = [client.submit(_locate_slice, shared, d, pure=False) for d in data]
         parts = client.gather(futures)
     if not parts:

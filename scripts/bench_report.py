@@ -43,13 +43,15 @@ def _figures(name: str, fig: dict[str, Any]) -> list[str]:
     out: list[str] = []
     if name == "batch" and "by_workers" in fig:
         out += [
-            "| workers | gridding s | locate s | locate pts/s | assign s | identical |",
-            "|---|---|---|---|---|---|",
+            "| workers | gridding s | index to workers s | locate s | locate pts/s | assign s "
+            "| identical |",
+            "|---|---|---|---|---|---|---|",
         ]
         for n, r in fig["by_workers"].items():
             same = r["grid_identical"] and r["locate_identical"] and r["assign_identical"]
             out.append(
-                f"| {n} | {r['grid_s']:.1f} | {r['locate_s']:.3f} | {r['locate_pts_per_s']:,} "
+                f"| {n} | {r['grid_s']:.1f} | {r.get('share_index_s', float('nan')):.2f} "
+                f"| {r['locate_s']:.3f} | {r['locate_pts_per_s']:,} "
                 f"| {r['assign_s']:.3f} | {same} |"
             )
         if "speedup" in fig:

@@ -3,16 +3,19 @@ grids, and the `gridmap batch` commands answer as the single-process ones."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from gridmap.batch import connect, dask_map
+from gridmap.batch import assign_by_district, connect, dask_map
+from gridmap.roster_synth import synthetic_roster
 from gridmap.settings import Settings
 from gridmap.store.db import session_scope
 from gridmap.store.grids import run_gridding, select_communities
+from gridmap.store.staff import current_grids, load_roster, staff_inputs
 from tests.helpers import COMMUNITY
 from tests.integration.test_cli import run
 
@@ -94,3 +97,40 @@ def test_batch_commands_match_the_single_process_ones(
     one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
     pd.testing.assert_frame_equal(one, two)
     assert set(one["status"]) == {"ok", "outside"}
+
+
+def test_batch_assign_through_a_scheduler_address(community: Engine, settings: Settings) -> None:
+    """The `--scheduler` path: the command joins a running cluster by its address and writes
+    the postings the in-process per-district assignment computes."""
+    from distributed import LocalCluster
+
+    grid = run(settings, "batch", "grid", "--households-per-grid", "600", "--workers", "0")
+    assert grid.returncode == 0 and "in-process" in grid.stdout, grid.stderr
+    assert run(settings, "grid", "publish").returncode == 0
+    with session_scope(community) as s:
+        grids = current_grids(s).rename(columns={"lon": "x", "lat": "y"})
+        roster = synthetic_roster(grids, seed=3)
+        load_roster(s, roster.staff, roster.care_subjects, key=settings.id_key(), user="t")
+    with session_scope(community) as s:
+        grids_m, people, _ = staff_inputs(s)
+    staff = people[people["role"] != "care_volunteer"].reset_index(drop=True)
+    want = assign_by_district(staff, grids_m)
+    with LocalCluster(n_workers=1, processes=True, dashboard_address=None) as cluster:
+        res = run(settings, "batch", "assign", "--scheduler", cluster.scheduler_address)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["how"] == f"per district, dask scheduler {cluster.scheduler_address}"
+    assert summary["certified_optimal"] and summary["postings"] == len(want.postings) > 0
+    with community.connect() as conn:
+        posted = conn.execute(
+            text(
+                "SELECT person_id, grid_code, role FROM posting WHERE valid_to IS NULL "
+                "AND role <> 'care_volunteer'"
+            )
+        ).all()
+    expected = zip(
+        want.postings["person"], want.postings["grid"], want.postings["role"], strict=True
+    )
+    assert sorted((int(p), g, r) for p, g, r in posted) == sorted(
+        (int(p), str(g), str(r)) for p, g, r in expected
+    )

@@ -17,6 +17,7 @@ from gridmap.batch import (
     grid_jobs,
     locate_points,
     merge_assignments,
+    share_index,
 )
 from gridmap.gridding_jobs import GridJob
 from gridmap.locate import GridIndex
@@ -90,6 +91,10 @@ def test_locate_points_identical_on_two_workers(client: Any) -> None:
     idx2, st2 = locate_points(index, lon, lat, client=client, chunk=25_000)
     assert np.array_equal(idx1, want_idx) and np.array_equal(st1, want_status)
     assert np.array_equal(idx2, want_idx) and np.array_equal(st2, want_status)
+    shared = share_index(client, index)  # shipped once, used for two batches
+    for part in (slice(0, 70_000), slice(70_000, None)):
+        idx3, st3 = locate_points(shared, lon[part], lat[part], client=client, chunk=20_000)
+        assert np.array_equal(idx3, want_idx[part]) and np.array_equal(st3, want_status[part])
     assert set(np.unique(st2).tolist()) >= {0, 1, 2, 3}
 
 
