@@ -23,6 +23,15 @@ the same data**; the scripts print, never assert, timings. Rerun everything with
 
 (the database filled once with `gridmap demo --no-serve`; the script starts and stops its own
 `gridmap serve` on a free loopback port for the HTTP benchmarks).
+
+Reading the figures:
+
+- The HTTP benchmarks and the load test run the load generator, the service (2 uvicorn
+  workers) and PostgreSQL on the same 2 cores: latencies there include queueing for CPU.
+- "identical" lines compare our answers with the peer's (or, for Dask, with the in-process
+  path) in the same run; a `False` there would be a bug, not a speed figure.
+- Scale work (province, Dask batch) is described in [scaling.md](scaling.md), with what was
+  not measured.
 """
 
 
