@@ -606,14 +606,9 @@ def serve(
         _fail(exc)
         return
     if workers > 1:  # each worker builds its own app from the same environment
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="info",
-        )
+        from api.serving import run_workers
+
+        run_workers(host, port, workers)  # uvicorn's own multi-worker socket lacks TCP_NODELAY
     else:
         uvicorn.run(application, host=host, port=port, log_level="info")
 
