@@ -610,7 +610,11 @@ def serve(
 
         run_workers(host, port, workers)  # uvicorn's own multi-worker socket lacks TCP_NODELAY
     else:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        from api.serving import KEEP_ALIVE_S
+
+        uvicorn.run(
+            application, host=host, port=port, log_level="info", timeout_keep_alive=KEEP_ALIVE_S
+        )
 
 
 @app.command("demo")

@@ -62,8 +62,9 @@ def _check(resp: Any, name: str, ok: tuple[int, ...] = ()) -> None:
     CODES[name][resp.status_code] += 1
     if 200 <= resp.status_code < 300 or resp.status_code in ok:
         resp.success()
-    else:
-        resp.failure(f"{resp.status_code}: {resp.text[:120]}")
+    else:  # status 0: no answer at all; the exception says why
+        why = repr(resp.error) if resp.status_code == 0 else resp.text[:120]
+        resp.failure(f"{resp.status_code}: {why}")
 
 
 class Dispatcher(HttpUser):
