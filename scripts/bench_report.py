@@ -84,8 +84,35 @@ def _figures(name: str, fig: dict[str, Any]) -> list[str]:
     return out
 
 
+HEADLINE = {  # benchmark: start of the output lines that say ours vs the peer
+    "locate": ("ratio locate / sjoin", "identical answers"),
+    "peers_db": ("locate ", "road cost"),
+    "gridding": ("grids ", "spopt on"),
+    "maps": ("gridmap coverage", "stock Folium"),
+    "dispatch": ("1→20",),
+    "staffing": ("total exact",),
+    "api": ("locate HTTP, one at a time", "recommendation + dispatch", "HTTP/DB locate ratio"),
+    "loadtest": ("total ",),
+    "batch": ("speed-up",),
+    "province": ("gridding 1 city", "province index", "locate 1,", "peak resident"),
+}
+
+
+def _headline(results: dict[str, Any]) -> list[str]:
+    """Ours vs the peer, one line or two per benchmark, straight from the outputs."""
+    out = ["## Headline: ours vs the peer", ""]
+    for name, r in results["benchmarks"].items():
+        lines = [*r.get("highlights", []), *r.get("tail", [])]
+        keys = HEADLINE.get(name, ())
+        picked = list(dict.fromkeys(ln.strip() for ln in lines if ln.strip().startswith(keys)))
+        if picked:
+            out.append(f"- **{name}** ({r['compares']}):")
+            out += [f"  - `{ln[:220]}`" for ln in picked[:4]]
+    return [*out, ""]
+
+
 def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> None:
-    lines = [INTRO, *_machine(results.get("machine", {}))]
+    lines = [INTRO, *_machine(results.get("machine", {})), *_headline(results)]
     lines += [
         f"Runs: {results.get('started')} → {results.get('finished')} (each benchmark's settings "
         "profile and time in the table).",
@@ -107,7 +134,8 @@ def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> 
             lines += ["**Did not finish:**", "", "```", *r.get("error_tail", []), "```", ""]
         if r.get("figures"):
             lines += [*_figures(name, r["figures"]), ""]
-        shown = r["highlights"] if len(r["highlights"]) >= 3 else r.get("tail", [])
+        tail = r.get("tail", [])
+        shown = [h for h in r["highlights"] if h not in tail] + tail
         if shown:
             lines += ["```", *shown, "```"]
     path.parent.mkdir(parents=True, exist_ok=True)
