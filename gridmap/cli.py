@@ -659,17 +659,20 @@ def serve(
         _fail(exc)
         return
     if workers > 1:  # each worker builds its own app from the same environment
+        from api.serving import run_workers
+
+        run_workers(host, port, workers, access_log=access_log)  # TCP_NODELAY in every worker
+    else:
+        from api.serving import KEEP_ALIVE_S
+
         uvicorn.run(
-            "api.app:create_app",
-            factory=True,
+            application,
             host=host,
             port=port,
-            workers=workers,
             log_level="info",
+            timeout_keep_alive=KEEP_ALIVE_S,
             access_log=access_log,
         )
-    else:
-        uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
 
 
 @app.command("demo")
@@ -791,6 +794,10 @@ def _demo_logins(settings: Settings) -> dict[str, str]:
         path.chmod(0o600)
     return logins
 
+
+from gridmap.cli_batch import batch_app  # noqa: E402  (its commands import this module lazily)
+
+app.add_typer(batch_app, name="batch")
 
 if __name__ == "__main__":
     app()

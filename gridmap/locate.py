@@ -107,6 +107,16 @@ class GridIndex:
             raster = build_raster(geoms, self.rank, self._lon0, self._lat0, self._dlon, self._dlat)
         self._tiles, self._stack, self._palette, self._sets = raster
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled on a Dask worker: pickling drops GEOS preparation, so prepare and warm the
+        geometries again (same answers either way; prepared checks are faster and warmed ones
+        are thread-safe)."""
+        self.__dict__.update(state)
+        shapely.prepare(self.geoms)
+        if len(self.geoms):
+            b = shapely.bounds(self.geoms)
+            shapely.intersects_xy(self.geoms, (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
+
     @classmethod
     def build(
         cls,

@@ -9,9 +9,10 @@ so at every instant each community has exactly one current set of grids.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,9 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from gridmap.crs import metric_crs_for_geometry, transform_geometry
+from gridmap.crs import metric_crs_for_geometry
 from gridmap.errors import ConflictError, InvalidInput, NotFound
-from gridmap.gridding import grid_community, grid_quality
+from gridmap.gridding_jobs import GridJob, GridOutcome, make_job, run_job
 from gridmap.store.areas import record_audit
 from gridmap.store.locating import CURRENT
 from gridmap.store.models import Area, Grid, GridVersion
@@ -93,6 +94,19 @@ def _roads(session: Session, geom: Any) -> np.ndarray:
     return shapely.from_wkb([bytes(r) for r in rows]) if rows else np.empty(0, dtype=object)
 
 
+MapJobs = Callable[[Callable[[GridJob], GridOutcome], list[GridJob]], Iterable[GridOutcome]]
+
+
+def _serial(fn: Callable[[GridJob], GridOutcome], jobs: list[GridJob]) -> Iterator[GridOutcome]:
+    return (fn(j) for j in jobs)
+
+
+def _job(session: Session, cid: int, code: str, geom: Any, metric: str) -> GridJob:
+    """One community's gridding inputs read from the database, projected to ``metric``."""
+    x, y, hh, res = _units(session, cid)
+    return make_job(code, geom, x, y, hh, res, _roads(session, geom), metric)
+
+
 def run_gridding(
     session: Session,
     communities: list[tuple[int, str, Any]],
@@ -101,8 +115,13 @@ def run_gridding(
     households_per_grid: float | None = None,
     n_grids: int | None = None,
     progress: Callable[[str], None] | None = None,
+    map_jobs: MapJobs | None = None,
 ) -> GriddingResult:
-    """Grid each community into a new draft version; returns its id and quality figures."""
+    """Grid each community into a new draft version; returns its id and quality figures.
+
+    ``map_jobs(fn, jobs)`` yields ``fn(job)`` for each job in order; the default runs them here
+    one by one, :func:`gridmap.batch.dask_map` runs them on a Dask cluster with the same result.
+    """
     if n_grids is not None and len(communities) != 1:
         raise InvalidInput(
             "an exact number of grids applies to one community at a time", code="invalid-target"
@@ -119,50 +138,27 @@ def run_gridding(
     session.add(version)
     session.flush()
     metric = metric_crs_for_geometry(shapely.union_all([g for _, _, g in communities]).envelope)
+    jobs = [_job(session, cid, code, geom, metric) for cid, code, geom in communities]
+    ids = {code: cid for cid, code, _ in communities}
+    run = partial(run_job, households_per_grid=households_per_grid, n_grids=n_grids)
     per: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    for cid, code, geom in communities:
-        x, y, hh, res = _units(session, cid)
-        pts = transform_geometry(shapely.points(x, y), "wgs84", metric) if len(x) else []
-        units = {
-            "x": shapely.get_x(pts) if len(x) else x,
-            "y": shapely.get_y(pts) if len(x) else y,
-            "households": hh,
-            "residents": res,
-        }
-        road = _roads(session, geom)
-        road_m = transform_geometry(road, "wgs84", metric) if len(road) else None
-        community_m = transform_geometry(geom, "wgs84", metric)
-        grids = grid_community(
-            community_m,
-            units,
-            households_per_grid=households_per_grid,
-            n_grids=n_grids,
-            roads=road_m,
-            crs=metric,
-        )
-        q = grid_quality(community_m, grids, units, road_m)
-        per.append(
-            {
-                "community": code,
-                **{k: v for k, v in q.items() if isinstance(v, (int, float)) or v is None},
-            }
-        )
-        wgs = transform_geometry(np.asarray(grids.geometry.values), metric, "wgs84")
-        for rec, g in zip(grids.itertuples(index=False), wgs, strict=True):
+    for out in (map_jobs or _serial)(run, jobs):
+        per.append({"community": out.code, **out.quality})
+        for seq, hh, res, g in zip(out.seq, out.households, out.residents, out.geoms, strict=True):
             mp = g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g])
             rows.append(
                 {
                     "version_id": version.id,
-                    "code": f"{code}{int(rec.seq):03d}",
-                    "community_id": cid,
-                    "households": int(rec.households),
-                    "population": int(rec.residents),
+                    "code": f"{out.code}{int(seq):03d}",
+                    "community_id": ids[out.code],
+                    "households": int(hh),
+                    "population": int(res),
                     "geom": from_shape(mp, 4326),
                 }
             )
         if progress:
-            progress(code)
+            progress(out.code)
     session.execute(insert(Grid), rows)
     version.quality = _summary(per)
     record_audit(

@@ -11,6 +11,7 @@ import io
 import math
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -230,8 +231,13 @@ def locate_frame(
     crs: str | None = "wgs84",
     at: datetime | None = None,
     max_points: int = 1_000_000,
+    locator: Callable[[GridIndex, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    | None = None,
 ) -> pd.DataFrame:
-    """``points`` (id, lon, lat in ``crs``) → id, grid, status for each, in input order."""
+    """``points`` (id, lon, lat in ``crs``) → id, grid, status for each, in input order.
+
+    ``locator(index, lon, lat)`` replaces ``index.locate_status`` (e.g. the Dask path of
+    :func:`gridmap.batch.locate_points`) and must answer the same."""
     if len(points) > max_points:
         raise InvalidInput(
             f"at most {max_points} points per request, got {len(points)}", code="too-many-points"
@@ -247,7 +253,7 @@ def locate_frame(
     else:
         lon, lat = x, y
     index = grid_index(session, at)
-    idx, status = index.locate_status(lon, lat)
+    idx, status = (locator or GridIndex.locate_status)(index, lon, lat)
     grid = np.full(len(idx), None, dtype=object)
     grid[idx >= 0] = np.asarray(index.codes, dtype=object)[idx[idx >= 0]]
     return pd.DataFrame(

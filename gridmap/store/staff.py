@@ -21,6 +21,7 @@ from gridmap.errors import InvalidInput, NotFound
 from gridmap.idnumbers import encrypt_id_number, protect_id_number
 from gridmap.roads import RoadGraph
 from gridmap.staffing import (
+    Assignment,
     Quotas,
     aggregate_report,
     assign_care,
@@ -29,7 +30,14 @@ from gridmap.staffing import (
 )
 from gridmap.store.areas import record_audit
 
-__all__ = ["current_grids", "load_roster", "run_assignment", "shortage"]
+__all__ = [
+    "current_grids",
+    "load_roster",
+    "run_assignment",
+    "save_staff_postings",
+    "shortage",
+    "staff_inputs",
+]
 
 CASELOAD_CAP = {"mediator": 3}
 
@@ -182,19 +190,9 @@ def _metric(df: pd.DataFrame, crs: str) -> pd.DataFrame:
     return df.assign(x=x, y=y)
 
 
-def run_assignment(
-    session: Session,
-    *,
-    user: str,
-    quotas: Quotas | None = None,
-    keep_margin_m: float = 500.0,
-    use_roads: bool = True,
-) -> dict[str, Any]:
-    """Optimal postings for every person and care links for every subject; reports moves.
-
-    Cost is home → grid road distance when a road network is loaded, else straight-line metres
-    in the local CRS.
-    """
+def staff_inputs(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Current grids and people with homes (lon/lat and metric x/y, current grids), and the
+    metric CRS: the inputs of an assignment."""
     grids_ll = current_grids(session)
     crs = metric_crs_for(float(grids_ll["lon"].mean()), float(grids_ll["lat"].mean()))
     grids = _metric(grids_ll, crs)
@@ -213,6 +211,45 @@ def run_assignment(
     if people.empty:
         raise InvalidInput("no staff with a home location: import a roster first", code="no-staff")
     people = _metric(people, crs)
+    return grids, people, crs
+
+
+def save_staff_postings(
+    session: Session, staff: pd.DataFrame, result: Assignment, *, user: str, how: str
+) -> dict[str, Any]:
+    """Write a staff assignment computed elsewhere (e.g. per district on Dask) and audit it."""
+    _write_postings(session, result.postings, roles=sorted(set(staff["role"])))
+    summary = {
+        "people": len(staff),
+        "postings": len(result.postings),
+        "moves": len(result.moves),
+        "unfilled_minimum_slots": int(result.unfilled["missing"].sum())
+        if len(result.unfilled)
+        else 0,
+        "coverage": round(result.coverage, 4),
+        "total_cost_m": round(result.total_cost_m),
+        "certified_optimal": bool(result.certified),
+        "cost": "straight_line_m",
+        "how": how,
+    }
+    record_audit(session, user, "staff.assign", "posting", None, after=summary)
+    return summary
+
+
+def run_assignment(
+    session: Session,
+    *,
+    user: str,
+    quotas: Quotas | None = None,
+    keep_margin_m: float = 500.0,
+    use_roads: bool = True,
+) -> dict[str, Any]:
+    """Optimal postings for every person and care links for every subject; reports moves.
+
+    Cost is home → grid road distance when a road network is loaded, else straight-line metres
+    in the local CRS.
+    """
+    grids, people, crs = staff_inputs(session)
     staff = people[people["role"] != "care_volunteer"].reset_index(drop=True)
     cost = road_costs(session, staff, grids) if use_roads else None
     result = assign_staff(staff, grids, quotas, keep_margin_m=keep_margin_m, cost_matrix=cost)
