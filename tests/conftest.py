@@ -16,15 +16,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
-import shapely
 from sqlalchemy import Engine, text
 
 from gridmap.settings import PROJECT_ROOT, Settings
-from tests.helpers import COMMUNITY, DISTRICTS
+from tests.helpers import COMMUNITY, add_street, random_units, xiling_block
 
 DB_DIRS = ("integration", "api", "e2e")
 KEEP_TABLES = {"spatial_ref_sys", "alembic_version"}
@@ -145,52 +142,13 @@ def server(settings: Settings) -> Iterator[str]:
 def community(db: Engine) -> Engine:
     """District 西陵 (real), one street and one community (a 1.2 km block inside it), and
     400 building points with households."""
-    from gridmap.store.areas import upsert_areas
     from gridmap.store.bulk import load_household_units
     from gridmap.store.db import session_scope
-    from gridmap.store.imports import import_boundaries
 
-    import_boundaries(db, DISTRICTS, level="district", commit=True)
-    district = gpd.read_file(DISTRICTS).set_index("code").geometry["420502"]
-    c = district.representative_point()
-    block = shapely.box(c.x - 0.006, c.y - 0.005, c.x + 0.006, c.y + 0.005).intersection(district)
-    block = max(shapely.get_parts(block), key=lambda g: g.area)
+    block, _ = xiling_block(db, 0.005)
     with session_scope(db) as s:
-        upsert_areas(
-            s,
-            gpd.GeoDataFrame(
-                {"code": ["420502001"], "name": ["测试街道"], "parent": ["420502"]},
-                geometry=[block],
-                crs=4326,
-            ),
-            level="street",
-            source="test",
-            user="t",
-        )
-        upsert_areas(
-            s,
-            gpd.GeoDataFrame(
-                {"code": [COMMUNITY], "name": ["测试社区"], "parent": ["420502001"]},
-                geometry=[block],
-                crs=4326,
-            ),
-            level="community",
-            source="test",
-            user="t",
-        )
-        rng = np.random.default_rng(7)
-        minx, miny, maxx, maxy = block.bounds
-        pts = shapely.points(rng.uniform(minx, maxx, 1500), rng.uniform(miny, maxy, 1500))
-        pts = pts[shapely.contains_properly(block, pts)][:400]
-        units = pd.DataFrame(
-            {
-                "id": range(len(pts)),
-                "community": COMMUNITY,
-                "lon": shapely.get_x(pts),
-                "lat": shapely.get_y(pts),
-                "households": rng.integers(5, 60, len(pts)),
-                "residents": rng.integers(10, 150, len(pts)),
-            }
-        )
+        add_street(s, block, [(COMMUNITY, "测试社区", block)])
+        units = random_units(np.random.default_rng(7), block, COMMUNITY, 1500, 400)
+        units.insert(0, "id", range(len(units)))
         load_household_units(s, units, source="test")
     return db

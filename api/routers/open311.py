@@ -14,6 +14,7 @@ from api.routers import IsoDateTime, permission, public
 from gridmap.dispatch import SERVICES, open311_status
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store.incidents import create_incident, list_incidents
+from gridmap.store.models import INCIDENT_STATUS
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=StrictJSONRoute)
 _NAME = {s.code: s.name for s in SERVICES}
@@ -137,21 +138,7 @@ def requests(
     wanted = set(status.split(",")) if status else None
     internal = None
     if wanted:
-        internal = [
-            s
-            for s in (
-                "reported",
-                "dispatched",
-                "accepted",
-                "on_site",
-                "resolved",
-                "failed",
-                "escalated",
-                "cancelled",
-                "closed",
-            )
-            if open311_status(s)[0] in wanted
-        ]
+        internal = [s for s in INCIDENT_STATUS if open311_status(s)[0] in wanted]
     rows = list_incidents(
         session,
         status=internal,

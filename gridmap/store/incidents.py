@@ -74,14 +74,11 @@ def to_wgs84_point(x: float, y: float, crs: str | None) -> tuple[float, float]:
     return lon_f, lat_f
 
 
-_VALID_NOW = "g.valid_from IS NOT NULL AND g.valid_to IS NULL"
 _VALID_AT = "g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)"
 
 
-def _grid_at(
-    session: Session, lon: float, lat: float, at: datetime | None
-) -> dict[str, Any] | None:
-    cond = _VALID_AT if at is not None else _VALID_NOW
+def _grid_at(session: Session, lon: float, lat: float, at: datetime) -> dict[str, Any] | None:
+    """The grid valid at ``at`` covering a point (the current grids are answered in process)."""
     row = (
         session.execute(
             text(f"""
@@ -90,7 +87,7 @@ def _grid_at(
                d.name AS district_name
         FROM grid g JOIN area c ON c.id = g.community_id
              LEFT JOIN area s ON s.id = c.parent_id LEFT JOIN area d ON d.id = s.parent_id
-        WHERE {cond} AND ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+        WHERE {_VALID_AT} AND ST_Intersects(g.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
         ORDER BY g.code LIMIT 1"""),
             {"lon": lon, "lat": lat, "at": at},
         )
@@ -135,11 +132,10 @@ def locate(
             "the point is outside every published grid of the service area",
             code="outside-service-area",
         )
-    cond = _VALID_AT if at is not None else _VALID_NOW
     near = (
         session.execute(
             text(f"""
-        SELECT g.code FROM grid g WHERE {cond} AND g.code <> :code
+        SELECT g.code FROM grid g WHERE {_VALID_AT} AND g.code <> :code
           AND g.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :dx, :dy)
           AND ST_DWithin(g.geom::geography,
                          ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, :d)

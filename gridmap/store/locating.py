@@ -29,18 +29,20 @@ __all__ = ["STATUS_NAMES", "grid_index", "locate_frame", "read_points"]
 
 STATUS_NAMES = {0: "ok", 1: "outside", 2: "invalid", 3: "probable-lat-lon-swap", 4: "out-of-range"}
 _CACHE: dict[Any, GridIndex] = {}
-_VALID_NOW = "valid_from IS NOT NULL AND valid_to IS NULL"
+_VALID_NOW = "g.valid_from IS NOT NULL AND g.valid_to IS NULL"
 _VALID_AT = "valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)"
 
 
 def grid_index(session: Session, at: datetime | None = None) -> GridIndex:
-    """The index of the grids valid now (or ``at``), rebuilt only when they change."""
-    cond = _VALID_AT if at else _VALID_NOW
+    """The index of the grids valid now (the one single lookups share) or at ``at``,
+    rebuilt only when they change."""
+    if at is None:
+        return CURRENT.refresh(session).grids
     key = (
-        at is None,
         *session.execute(
             text(
-                f"SELECT count(*), max(id), max(valid_from), max(valid_to) FROM grid WHERE {cond}"
+                "SELECT count(*), max(id), max(valid_from), max(valid_to) FROM grid "
+                f"WHERE {_VALID_AT}"
             ),
             {"at": at},
         ).one(),
@@ -48,7 +50,8 @@ def grid_index(session: Session, at: datetime | None = None) -> GridIndex:
     )
     if key not in _CACHE:
         rows = session.execute(
-            text(f"SELECT code, ST_AsBinary(geom) FROM grid WHERE {cond} ORDER BY code"), {"at": at}
+            text(f"SELECT code, ST_AsBinary(geom) FROM grid WHERE {_VALID_AT} ORDER BY code"),
+            {"at": at},
         ).all()
         geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.empty(0, object)
         if len(_CACHE) > 4:
@@ -117,7 +120,7 @@ def _build_current(session: Session) -> Current:
                 "FROM grid g JOIN area c ON c.id = g.community_id "
                 "LEFT JOIN area s ON s.id = c.parent_id "
                 "LEFT JOIN area d ON d.id = s.parent_id "
-                f"WHERE {_VALID_NOW.replace('valid_', 'g.valid_')} ORDER BY g.code"
+                f"WHERE {_VALID_NOW} ORDER BY g.code"
             )
         )
         .mappings()

@@ -11,7 +11,6 @@ import random
 import threading
 from typing import Any
 
-import geopandas as gpd
 import httpx
 import numpy as np
 import pandas as pd
@@ -27,7 +26,7 @@ from gridmap.store import drafts
 from gridmap.store.db import session_scope
 from gridmap.store.grids import publish_version, run_gridding, select_communities
 from gridmap.store.users import add_user
-from tests.helpers import DISTRICTS
+from tests.helpers import add_street, random_units, xiling_block
 
 LEFT, RIGHT = "420502001001", "420502001002"
 
@@ -35,57 +34,18 @@ LEFT, RIGHT = "420502001001", "420502001002"
 @pytest.fixture
 def two_communities(db: Engine) -> Engine:
     """Two adjacent communities (halves of a block in 西陵区), gridded and published."""
-    from gridmap.store.areas import upsert_areas
     from gridmap.store.bulk import load_household_units
-    from gridmap.store.imports import import_boundaries
 
-    import_boundaries(db, DISTRICTS, level="district", commit=True)
-    district = gpd.read_file(DISTRICTS).set_index("code").geometry["420502"]
-    c = district.representative_point()
-    block = shapely.box(c.x - 0.006, c.y - 0.004, c.x + 0.006, c.y + 0.004).intersection(district)
-    block = max(shapely.get_parts(block), key=lambda g: g.area)
-    cut = shapely.box(block.bounds[0] - 1, block.bounds[1] - 1, c.x, block.bounds[3] + 1)
+    block, mid = xiling_block(db, 0.004)
+    cut = shapely.box(block.bounds[0] - 1, block.bounds[1] - 1, mid, block.bounds[3] + 1)
     halves = [block.intersection(cut), block.difference(cut)]
     rng = np.random.default_rng(11)
     with session_scope(db) as s:
-        upsert_areas(
-            s,
-            gpd.GeoDataFrame(
-                {"code": ["420502001"], "name": ["测试街道"], "parent": ["420502"]},
-                geometry=[block],
-                crs=4326,
-            ),
-            level="street",
-            source="test",
-            user="t",
-        )
-        upsert_areas(
-            s,
-            gpd.GeoDataFrame(
-                {"code": [LEFT, RIGHT], "name": ["东社区", "西社区"], "parent": ["420502001"] * 2},
-                geometry=halves,
-                crs=4326,
-            ),
-            level="community",
-            source="test",
-            user="t",
-        )
-        frames = []
-        for code, half in zip((LEFT, RIGHT), halves, strict=True):
-            minx, miny, maxx, maxy = half.bounds
-            pts = shapely.points(rng.uniform(minx, maxx, 900), rng.uniform(miny, maxy, 900))
-            pts = pts[shapely.contains_properly(half, pts)][:200]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "community": code,
-                        "lon": shapely.get_x(pts),
-                        "lat": shapely.get_y(pts),
-                        "households": rng.integers(5, 60, len(pts)),
-                        "residents": rng.integers(10, 150, len(pts)),
-                    }
-                )
-            )
+        add_street(s, block, [(LEFT, "东社区", halves[0]), (RIGHT, "西社区", halves[1])])
+        frames = [
+            random_units(rng, half, code, 900, 200)
+            for code, half in zip((LEFT, RIGHT), halves, strict=True)
+        ]
         units = pd.concat(frames, ignore_index=True)
         units["id"] = range(len(units))
         load_household_units(s, units, source="test")
