@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.fast_locate import FastLocate
 from api.limits import BodyLimit
 from api.routers import (
     areas,
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_s)
     app.state.signing_key = settings.signing_key()  # read once, not per request
     app.state.user_cache = {}
+    app.state.user_refreshing = set()  # names being re-read in the background
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
 
@@ -91,4 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         overrides={"/api/v1/locate:batch": settings.max_batch_bytes},
     )
+    # outermost: an ordinary lookup never reaches the routing and dependency machinery
+    app.add_middleware(FastLocate, state=app.state)
     return app

@@ -296,7 +296,7 @@ class GridIndex:
         labels = self._raster(lon + du, lat + dv)
         if own >= 0 and bool(np.all(labels == own)):
             return []
-        return sorted(code for code, _ in self.near_boundary(lon, lat, radius_m))
+        return sorted(code for code, _ in self.near_boundary(lon, lat, radius_m, own=own))
 
     # ------------------------------------------------------------------ single points
 
@@ -308,13 +308,15 @@ class GridIndex:
         return geoms, shapely.STRtree(geoms)
 
     def near_boundary(
-        self, lon: float, lat: float, radius_m: float = 20.0
+        self, lon: float, lat: float, radius_m: float = 20.0, *, own: int | None = None
     ) -> list[tuple[str, float]]:
-        """Grids other than the point's own within ``radius_m`` metres, nearest first, so a
-        dispatcher can confirm a point close to a grid edge."""
+        """Grids other than the point's own (``own``, found here when not given) within
+        ``radius_m`` metres, nearest first, so a dispatcher can confirm a point close to a
+        grid edge."""
         if not len(self.codes):
             return []
-        own = self._one(float(lon), float(lat))
+        if own is None:
+            own = self._one(float(lon), float(lat))
         x, y = from_wgs84(lon, lat, self.metric_crs)
         pt = shapely.Point(float(x), float(y))
         geoms, tree = self._metric

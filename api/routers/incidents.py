@@ -3,10 +3,13 @@ incidents through their lifecycle."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
@@ -14,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.fast_locate import current_grids, refresh_current
 from api.limits import StrictJSONRoute
 from api.routers import Body, IsoDateTime, Offset, permission
 from gridmap.store.dispatching import dispatch, recommend_for
@@ -25,8 +29,9 @@ from gridmap.store.incidents import (
     to_wgs84_point,
     transition,
 )
-from gridmap.store.locating import CURRENT, Current, answer, locate_frame, read_points
+from gridmap.store.locating import answer, locate_frame, read_points
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
 Status = Literal[
     "reported",
@@ -71,18 +76,25 @@ async def locate_point(
     wlon, wlat = to_wgs84_point(lon, lat, crs)
     engine = request.app.state.engine
     if at is None:
-        current = CURRENT.recent(settings.locate_refresh_s)
-        if current is None:
-            current = await run_in_threadpool(_refresh_current, engine)
+        current = await current_grids(engine, settings.locate_refresh_s)
         hit = answer(current, wlon, wlat)
         hit.pop("grid_id", None)
         return hit
     return await run_in_threadpool(_locate_in_db, engine, wlon, wlat, at)
 
 
-def _refresh_current(engine: Engine) -> Current:
-    with Session(engine) as session:
-        return CURRENT.refresh(session)
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the lookup data of the current grids before the server accepts requests (≈ 1.5 s
+    for 1,100 grids), so the first dispatcher after a restart does not wait for it."""
+    try:
+        await run_in_threadpool(refresh_current, app.state.engine)
+    except Exception:  # database not reachable yet: the first lookup builds it
+        log.warning("could not build the locate index at start", exc_info=True)
+    yield
+
+
+router.lifespan_context = lifespan  # merged into the app's lifespan by include_router
 
 
 def _locate_in_db(engine: Engine, lon: float, lat: float, at: datetime | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ the rule documented in :mod:`gridmap.locate`, and a test compares them point by 
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import threading
@@ -79,6 +80,7 @@ class CurrentGrids:
         self._entry: tuple[Any, Current] | None = None
         self._checked = -math.inf
         self._lock = threading.Lock()
+        self._rechecking = False
 
     def invalidate(self) -> None:
         """Forget the check time (a publish in this process): the next request re-checks."""
@@ -90,6 +92,31 @@ class CurrentGrids:
             return None
         return entry[1]
 
+    def usable(self, max_age: float) -> tuple[Current | None, bool]:
+        """(data to answer with now, whether the caller should start a background re-check).
+
+        Stale-while-revalidate: data checked more than ``max_age`` ago is still served while
+        one re-check runs beside the requests — a request never waits for the stamp query,
+        which (run in a thread per waiting request) was the largest part of the lookup's p99.
+        ``None`` — the caller must wait for :meth:`refresh` — when there is no data yet, after
+        :meth:`invalidate` (a publish in this process), or when ``max_age`` ≤ 0 (always
+        re-check, as the tests configure)."""
+        entry = self._entry
+        if entry is None or max_age <= 0 or self._checked == -math.inf:
+            return None, False
+        if time.monotonic() - self._checked <= max_age or self._rechecking:
+            return entry[1], False
+        self._rechecking = True  # one re-check at a time (single event-loop thread sets it)
+        return entry[1], True
+
+    def recheck(self, open_session: Callable[[], Session]) -> None:
+        """The background re-check started after :meth:`usable` said so."""
+        try:
+            with open_session() as session:
+                self.refresh(session)
+        finally:
+            self._rechecking = False
+
     def refresh(self, session: Session) -> Current:
         checked = time.monotonic()
         stamp = tuple(session.execute(_STAMP).one())
@@ -99,6 +126,11 @@ class CurrentGrids:
                 entry = self._entry
                 if entry is None or entry[0] != stamp:
                     entry = self._entry = (stamp, _build_current(session))
+                    # The index is hundreds of thousands of long-lived objects: out of the
+                    # collector's sight, a full collection no longer stalls the event loop
+                    # for ~100 ms in the middle of lookups (the old index is still freed by
+                    # reference counting).
+                    gc.freeze()
         self._checked = checked
         return entry[1]
 
