@@ -57,10 +57,10 @@ def fast(settings: Settings) -> Iterator[tuple[str, FastAPI]]:
     yield from _serve(settings.model_copy(update={"user_cache_s": 60, "locate_refresh_s": 60}))
 
 
-def _points(city: dict[str, Any], n: int) -> list[tuple[float, float]]:
+def _points(town: dict[str, Any], n: int) -> list[tuple[float, float]]:
     """Shared vertices and edge midpoints of the grids, then random points over (and just
     beyond) the community."""
-    geoms = city["geoms"]
+    geoms = town["geoms"]
     shared = geoms[0].boundary.intersection(shapely.union_all(geoms[1:]).boundary)
     pts = [tuple(c) for c in shapely.get_coordinates(shared)[:20]]
     for part in shapely.get_parts(shapely.line_merge(shared))[:10]:
@@ -163,7 +163,11 @@ def test_revocation_still_takes_effect_with_users_read_ahead(
     for url, _ in _serve(settings.model_copy(update={"user_cache_s": 0.3})):
         c = city["geoms"][1].representative_point()
         hdr = city["tokens"]["disp"]
-        get = lambda: httpx.get(f"{url}/api/v1/locate?lon={c.x}&lat={c.y}", headers=hdr)  # noqa: E731
+        where = f"{url}/api/v1/locate?lon={c.x}&lat={c.y}"
+
+        def get(where: str = where, hdr: dict[str, str] = hdr) -> httpx.Response:
+            return httpx.get(where, headers=hdr)
+
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:  # lookups across several read-ahead cycles
             assert get().status_code == 200
