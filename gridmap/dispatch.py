@@ -16,7 +16,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,44 +130,68 @@ def _missing(v: Any) -> bool:
     return v is None or (not isinstance(v, str | Iterable) and bool(pd.isna(v)))
 
 
-def _col(df: pd.DataFrame, name: str, default: Any = np.nan) -> pd.Series:
-    return df[name] if name in df.columns else pd.Series(default, index=df.index, dtype=object)
+def _number(v: Any) -> float:
+    """A count or cap as float (NaN when missing or not a number), as ``pd.to_numeric``."""
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float | np.integer | np.floating):
+        return float(v)
+    try:
+        return float(str(v)) if v is not None else math.nan
+    except ValueError:
+        return math.nan
 
 
-def _skips(
-    df: pd.DataFrame,
-    dist: np.ndarray,
+def _utc(v: Any) -> datetime | None:
+    """A position time as an aware UTC datetime (no zone = UTC), ``None`` when missing."""
+    if _missing(v):  # None, NaN, NaT (which is also a datetime)
+        return None
+    if isinstance(v, datetime) and not isinstance(v, pd.Timestamp):
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    try:
+        ts = pd.Timestamp(v)
+    except (ValueError, TypeError):
+        return None
+    if ts is pd.NaT:
+        return None
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()  # type: ignore[no-any-return]
+
+
+def _rows(candidates: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Candidate rows as mappings: the store passes rows; a DataFrame is accepted too."""
+    if isinstance(candidates, pd.DataFrame):
+        return candidates.to_dict("records")  # type: ignore[return-value]
+    return list(candidates)
+
+
+def _skip(
+    r: Mapping[str, Any],
+    dist: float,
     roles: set[str],
-    now: pd.Timestamp,
+    now: datetime,
     stale: timedelta,
     radius: float,
-) -> tuple[np.ndarray, list[str]]:
-    """Skip code per person, first rule wins ('' = eligible), and a human-readable detail."""
-    status = _col(df, "status", "").astype(str).to_numpy()
-    n = pd.to_numeric(_col(df, "open_cases"), errors="coerce").fillna(0).to_numpy()
-    cap = pd.to_numeric(_col(df, "caseload_cap"), errors="coerce").to_numpy(float)
-    seen = pd.to_datetime(_col(df, "position_at", None), utc=True, errors="coerce")
-    age = (now - seen).to_numpy()
-    rules = {
-        "ROLE_MISMATCH": np.array(
-            [not roles & _roles(v) for v in _col(df, "roles", "")], dtype=bool
-        ),
-        "BUSY": status == "busy",
-        "OFF_DUTY": status != "available",
-        "OVER_CAPACITY": ~np.isnan(cap) & (n >= np.nan_to_num(cap)),
-        "STALE_POSITION": pd.isna(age) | (age > np.timedelta64(stale)) | ~np.isfinite(dist),
-        "OUT_OF_RADIUS": dist > radius,
-    }
-    code = np.select(list(rules.values()), list(rules), default="")
-    detail = {
-        "ROLE_MISMATCH": lambda k: f"roles {df['roles'].iloc[k]!r}",
-        "BUSY": lambda k: "status busy",
-        "OFF_DUTY": lambda k: f"status {status[k]!r}",
-        "OVER_CAPACITY": lambda k: f"{n[k]:.0f} open cases, cap {cap[k]:.0f}",
-        "STALE_POSITION": lambda k: f"position at {seen.iloc[k]}",
-        "OUT_OF_RADIUS": lambda k: f"{dist[k]:.0f} m > {radius:.0f} m",
-    }
-    return code, [detail[c](k) if c else "" for k, c in enumerate(code)]
+) -> tuple[str, str]:
+    """(skip code, human-readable detail) of one person, first rule wins; ('', '') when
+    eligible."""
+    status = str(r.get("status", ""))
+    n, cap = _number(r.get("open_cases")), _number(r.get("caseload_cap"))
+    n = 0.0 if math.isnan(n) else n
+    seen = _utc(r.get("position_at"))
+    if not roles & _roles(r.get("roles", "")):
+        return "ROLE_MISMATCH", f"roles {r.get('roles', '')!r}"
+    if status == "busy":
+        return "BUSY", "status busy"
+    if status != "available":
+        return "OFF_DUTY", f"status {status!r}"
+    if not math.isnan(cap) and n >= cap:
+        return "OVER_CAPACITY", f"{n:.0f} open cases, cap {cap:.0f}"
+    if seen is None or now - seen > stale or not math.isfinite(dist):
+        return "STALE_POSITION", f"position at {pd.Timestamp(seen) if seen else 'NaT'}"
+    if dist > radius:
+        return "OUT_OF_RADIUS", f"{dist:.0f} m > {radius:.0f} m"
+    return "", ""
 
 
 def _shortfall(codes: set[str]) -> str:
@@ -185,7 +209,7 @@ def _shortfall(codes: set[str]) -> str:
 
 def recommend(
     incident: Mapping[str, Any],
-    candidates: pd.DataFrame,
+    candidates: pd.DataFrame | Sequence[Mapping[str, Any]],
     *,
     adjacency: Mapping[str, Iterable[str]],
     community_of: Mapping[str, str],
@@ -194,7 +218,7 @@ def recommend(
     stale_after: timedelta = timedelta(minutes=30),
     max_radius_m: float = 5000.0,
     limit: int = 5,
-    invited: pd.DataFrame | None = None,
+    invited: pd.DataFrame | Sequence[Mapping[str, Any]] | None = None,
     eligible_roles: Iterable[str] = ("mediator",),
 ) -> Recommendation:
     """Rank mediators for an incident (``grid``, ``lon``, ``lat``, ``category``).
@@ -215,26 +239,31 @@ def recommend(
         raise InvalidInput("incident position must be finite", code="non-finite-coordinate")
     grid = None if _missing(incident.get("grid")) else str(incident["grid"])
     category = service_code(str(incident.get("category", "other")))
-    now_ts, roles = pd.Timestamp(now or datetime.now(UTC)), set(eligible_roles)
-    now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts
+    roles = set(eligible_roles)
+    now_utc = _utc(now or datetime.now(UTC)) or datetime.now(UTC)
     near = {str(g) for g in adjacency.get(grid, ())} if grid else set()
     community = community_of.get(grid) if grid else None
     crs = graph.metric_crs if graph is not None and graph.metric_crs else metric_crs_for(lon, lat)
-    df = candidates.reset_index(drop=True)
-    plon = pd.to_numeric(_col(df, "lon"), errors="coerce").to_numpy(float)
-    plat = pd.to_numeric(_col(df, "lat"), errors="coerce").to_numpy(float)
+    rows = _rows(candidates)
+    plon = np.array([_number(r.get("lon")) for r in rows], dtype=float)
+    plat = np.array([_number(r.get("lat")) for r in rows], dtype=float)
     (ix, iy), (px, py) = from_wgs84(lon, lat, crs), from_wgs84(plon, plat, crs)
-    dist = np.hypot(px - ix, py - iy)
+    dist = np.hypot(np.asarray(px) - ix, np.asarray(py) - iy)
     dist[~np.isfinite(dist)] = np.inf
-    code, detail = _skips(df, dist, roles, now_ts, stale_after, max_radius_m)
-    pids, names = df["person_id"].tolist() if len(df) else [], _col(df, "name", "").astype(str)
-    grids = [None if _missing(g) else str(g) for g in _col(df, "grid", None)]
-    n_open = pd.to_numeric(_col(df, "open_cases"), errors="coerce").fillna(0).astype(int).tolist()
-    caps = [None if _missing(c) else int(c) for c in _col(df, "caseload_cap", None)]
+    pids = [r["person_id"] for r in rows]
+    names = [str(r.get("name", "")) for r in rows]
+    grids = [None if _missing(r.get("grid")) else str(r["grid"]) for r in rows]
+    n_open = [int(x) if not math.isnan(x := _number(r.get("open_cases"))) else 0 for r in rows]
+    caps = [None if _missing(r.get("caseload_cap")) else int(r["caseload_cap"]) for r in rows]
     skipped: dict[Any, Skipped] = {}
-    for k in np.flatnonzero(code != "").tolist():
-        skipped.setdefault(pids[k], Skipped(pids[k], names[k], grids[k], code[k], detail[k]))
-    ok = np.flatnonzero(code == "")
+    eligible: list[int] = []
+    for k, r in enumerate(rows):
+        code, detail = _skip(r, float(dist[k]), roles, now_utc, stale_after, max_radius_m)
+        if code:
+            skipped.setdefault(pids[k], Skipped(pids[k], names[k], grids[k], code, detail))
+        else:
+            eligible.append(k)
+    ok = np.array(eligible, dtype=np.int64)
     cost = dist.copy()
     if graph is not None and len(ok):
         inode = graph.nearest_node(lon, lat)[0][0]
@@ -263,15 +292,16 @@ def recommend(
     return Recommendation(grid, category, best, skips, inv, short, kind)
 
 
-def _invite(category: str, grid: str | None, invited: pd.DataFrame | None) -> tuple[Invitee, ...]:
+def _invite(
+    category: str, grid: str | None, invited: pd.DataFrame | Sequence[Mapping[str, Any]] | None
+) -> tuple[Invitee, ...]:
     """Co-mediators whose area code is a prefix of the grid code (longest = most local first);
     an optional ``categories`` column (comma-separated, empty = all) narrows what they serve."""
     if invited is None or grid is None or category not in CO_MEDIATION_CATEGORIES:
         return ()
-    col = "area_code" if "area_code" in invited.columns else "area"
     found = []
-    for r in invited.to_dict("records"):
-        area, cats = str(r[col]), r.get("categories")
+    for r in _rows(invited):
+        area, cats = str(r["area_code"] if "area_code" in r else r["area"]), r.get("categories")
         serves = {service_code(c) for c in _roles("" if _missing(cats) else cats)}
         if grid.startswith(area) and (not serves or category in serves):
             found.append(

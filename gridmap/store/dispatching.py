@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -27,7 +26,7 @@ _ADJ: dict[Any, tuple[dict[str, set[str]], dict[str, str]]] = {}
 _GRAPH: dict[Any, RoadGraph | None] = {}
 
 
-_INVITED: dict[Any, pd.DataFrame] = {}
+_INVITED: dict[Any, list[dict[str, Any]]] = {}
 _STAMPS = text(
     # one round trip for every cache: the current grids change only by a publish (tiny table),
     # a road import adds edges (new ids) under a new generation, co-mediators are few
@@ -89,7 +88,7 @@ def _graph(session: Session, key: Any = None) -> RoadGraph | None:
 
 def _candidates(
     session: Session, lon: float, lat: float, radius_m: float, grids: list[str] | None = None
-) -> pd.DataFrame:
+) -> list[dict[str, Any]]:
     """Mediators within the radius (all of them, or only those whose posting is one of
     ``grids``) with status, open caseload and position."""
     rows = (
@@ -132,24 +131,10 @@ def _candidates(
         .mappings()
         .all()
     )
-    return pd.DataFrame(
-        [dict(r) for r in rows],
-        columns=[
-            "person_id",
-            "name",
-            "grid",
-            "roles",
-            "lon",
-            "lat",
-            "status",
-            "open_cases",
-            "caseload_cap",
-            "position_at",
-        ],
-    )
+    return [dict(r) for r in rows]
 
 
-def _invited(session: Session, key: Any = None) -> pd.DataFrame:
+def _invited(session: Session, key: Any = None) -> list[dict[str, Any]]:
     key = _stamps(session)[2] if key is None else key
     if key in _INVITED:
         return _INVITED[key]
@@ -164,9 +149,7 @@ def _invited(session: Session, key: Any = None) -> pd.DataFrame:
         .all()
     )
     _INVITED.clear()
-    _INVITED[key] = pd.DataFrame(
-        [dict(r) for r in rows], columns=["person_id", "name", "area_code", "categories"]
-    )
+    _INVITED[key] = [dict(r) for r in rows]
     return _INVITED[key]
 
 
@@ -191,7 +174,7 @@ def recommend_for(
         "category": incident["service_code"] or incident["category"],
     }
 
-    def rank(candidates: pd.DataFrame) -> Recommendation:
+    def rank(candidates: list[dict[str, Any]]) -> Recommendation:
         return recommend(
             where,
             candidates,

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridmap.crs import normalize_crs, to_wgs84
@@ -373,10 +372,14 @@ def claim(
     person = (
         session.execute(
             text(
-                "SELECT id, name, status, caseload_cap, roles FROM person WHERE id = :p "
-                "FOR UPDATE SKIP LOCKED"
+                "SELECT p.id, p.name, p.status, p.caseload_cap, p.roles, "
+                "(SELECT count(*) FROM dispatch_assignment a WHERE a.person_id = p.id "
+                " AND a.status = ANY(:hold)) AS active, "
+                "(SELECT count(*) FROM incident i WHERE i.mediator_id = p.id "
+                " AND i.status = ANY(:open)) AS open_cases "
+                "FROM person p WHERE p.id = :p FOR UPDATE OF p SKIP LOCKED"
             ),
-            {"p": person_id},
+            {"p": person_id, "hold": list(HOLDS_MEDIATOR), "open": list(OPEN_CASE)},
         )
         .mappings()
         .first()
@@ -394,36 +397,25 @@ def claim(
         raise InvalidInput("that person is not a mediator", code="not-a-mediator")
     if person["status"] != "available":
         raise ConflictError(f"that mediator is {person['status']}", code="mediator-unavailable")
-    active, open_cases = session.execute(
-        text(
-            "SELECT count(*) FILTER (WHERE a.status = ANY(:hold)), "
-            "(SELECT count(*) FROM incident i WHERE i.mediator_id = :p AND i.status = ANY(:open)) "
-            "FROM dispatch_assignment a WHERE a.person_id = :p"
-        ),
-        {"p": person_id, "hold": list(HOLDS_MEDIATOR), "open": list(OPEN_CASE)},
-    ).one()
+    active, open_cases = person["active"], person["open_cases"]
     if active:
         raise ConflictError("that mediator is on another incident", code="mediator-taken")
     if open_cases >= person["caseload_cap"]:
         raise ConflictError(
             "that mediator is at their open-caseload cap", code="mediator-over-capacity"
         )
-    try:
-        with session.begin_nested():
-            session.execute(
-                text(
-                    "INSERT INTO dispatch_assignment (incident_id, person_id, status, reason_code, "
-                    "created_by) VALUES (:i, :p, 'dispatched', :r, :a)"
-                ),
-                {"i": incident_id, "p": person_id, "r": reason, "a": actor},
-            )
-    except IntegrityError as exc:
-        raise ConflictError("that mediator was just taken", code="mediator-taken") from exc
-    session.execute(
-        text("UPDATE incident SET mediator_id = :p WHERE id = :i"),
-        {"p": person_id, "i": incident_id},
-    )
-    _set_status(session, inc, "dispatched", actor, reason)
+    # The partial unique indexes (one active assignment per mediator and per incident) decide
+    # a race: the loser's insert waits for the winner's commit, then inserts nothing.
+    inserted = session.execute(
+        text(
+            "INSERT INTO dispatch_assignment (incident_id, person_id, status, reason_code, "
+            "created_by) VALUES (:i, :p, 'dispatched', :r, :a) ON CONFLICT DO NOTHING RETURNING id"
+        ),
+        {"i": incident_id, "p": person_id, "r": reason, "a": actor},
+    ).first()
+    if inserted is None:
+        raise ConflictError("that mediator was just taken", code="mediator-taken")
+    _set_status(session, inc, "dispatched", actor, reason, mediator_id=person_id)
     record_audit(
         session,
         actor,
@@ -442,12 +434,21 @@ def claim(
 
 
 def _set_status(
-    session: Session, inc: dict[str, Any], to: str, actor: str, note: str | None
+    session: Session,
+    inc: dict[str, Any],
+    to: str,
+    actor: str,
+    note: str | None,
+    *,
+    mediator_id: int | None = None,
 ) -> None:
+    """Move the incident to ``to`` (and, when given, record its mediator in the same
+    statement) with its event."""
     check_transition(inc["status"], to)
+    mediator = ", mediator_id = :p" if mediator_id is not None else ""
     session.execute(
-        text("UPDATE incident SET status = :s, updated_at = now() WHERE id = :i"),
-        {"s": to, "i": inc["id"]},
+        text(f"UPDATE incident SET status = :s, updated_at = now(){mediator} WHERE id = :i"),
+        {"s": to, "i": inc["id"], "p": mediator_id},
     )
     _event(session, inc["id"], actor, inc["status"], to, note)
     inc["status"] = to
