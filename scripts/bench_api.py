@@ -8,8 +8,10 @@ send and from the scheduled time (the difference is client-side queueing). Point
 inside the districts (``GET /api/v1/areas?level=district``); points in a district but outside
 every published grid answer 422 ``outside-service-area`` and are counted apart from errors.
 (b) One dispatcher at a time: ``POST /api/v1/incidents`` (邻里纠纷 at a random point in a random
-published grid), ``GET …/recommendation``, ``POST …/dispatch`` (no body: the best free
-mediator), then ``POST …/transitions {"to": "cancelled"}`` to free the mediator again.
+published grid), ``GET …/recommendation``, ``POST …/dispatch`` — alternately naming the top
+candidate just shown (``{"person_id": …}``: the dispatcher confirms the proposal) and with no
+body (the server ranks again inside the claim and sends the best free mediator) —, then
+``POST …/transitions {"to": "cancelled"}`` to free the mediator again.
 (c) ``gridmap.store.incidents.locate`` on one SQLAlchemy session, same points as (a).
 
 The incidents created in (b) are deleted at the end (with their events and assignments; the
@@ -209,7 +211,9 @@ def sequential_locate(client: httpx.Client, points: np.ndarray) -> tuple[list[fl
 def claims(
     client: httpx.Client, grids: list[Any], n: int, rng: np.random.Generator
 ) -> dict[str, Any]:
-    t: dict[str, list[float]] = {"intake": [], "rec": [], "disp": [], "both": [], "cancel": []}
+    t: dict[str, list[float]] = {
+        k: [] for k in ("intake", "rec", "disp", "both", "named", "both_named", "cancel")
+    }
     status: Counter[str] = Counter()
     created: list[str] = []
     warmup = 5
@@ -228,7 +232,12 @@ def claims(
         created.append(ref)
         r_rec = client.get(f"/api/v1/incidents/{ref}/recommendation")
         t2 = time.perf_counter()
-        r_disp = client.post(f"/api/v1/incidents/{ref}/dispatch")
+        # even rounds: the dispatcher confirms the top candidate shown (a claim of that
+        # person); odd rounds: "send the best free one" (the server ranks again in the claim)
+        top = (r_rec.json().get("candidates") or [{}])[0] if r_rec.status_code == 200 else {}
+        named = i % 2 == 0 and "person_id" in top
+        body = {"person_id": top["person_id"]} if named else None
+        r_disp = client.post(f"/api/v1/incidents/{ref}/dispatch", json=body)
         t3 = time.perf_counter()
         r_can = client.post(f"/api/v1/incidents/{ref}/transitions", json={"to": "cancelled"})
         t4 = time.perf_counter()
@@ -242,8 +251,8 @@ def claims(
         status["intake 201"] += 1
         t["intake"].append((t1 - t0) * 1e3)
         t["rec"].append((t2 - t1) * 1e3)
-        t["disp"].append((t3 - t2) * 1e3)
-        t["both"].append((t3 - t1) * 1e3)
+        t["named" if named else "disp"].append((t3 - t2) * 1e3)
+        t["both_named" if named else "both"].append((t3 - t1) * 1e3)
         t["cancel"].append((t4 - t3) * 1e3)
     return {"t": t, "status": status, "created": created}
 
@@ -347,7 +356,9 @@ def main() -> None:
     print(row(f"locate HTTP {args.rate:g}/s, from schedule", a["sched"], ok_a, err_a))
     print(row("recommendation HTTP", t["rec"]))
     print(row("dispatch HTTP (claim best free)", t["disp"]))
-    print(row("recommendation + dispatch", t["both"]))
+    print(row("recommendation + dispatch best", t["both"]))
+    print(row("dispatch HTTP (claim top shown)", t["named"]))
+    print(row("recommendation + claim top shown", t["both_named"]))
     print(row("cancel HTTP (frees mediator)", t["cancel"]))
     print(row("intake HTTP (POST incident)", t["intake"]))
     print(row("locate DB (SQLAlchemy session)", db_ms, db_status.get("ok", 0)))

@@ -218,6 +218,35 @@ def test_skip_codes_first_rule_wins() -> None:
     }
 
 
+def test_rows_and_frames_rank_alike_and_skips_say_why() -> None:
+    """The store passes plain rows, callers may pass a DataFrame: same answer, same texts.
+    Position times without a zone are UTC; other zones are converted."""
+    from datetime import timezone
+
+    beijing = timezone(timedelta(hours=8))
+    rows = [
+        person(1, "A", 10, 0, position_at=(NOW - timedelta(minutes=5)).replace(tzinfo=None)),
+        person(2, "A", 10, 0, status="off_duty"),
+        person(3, "B", 10, 0, open_cases=3, caseload_cap=3),
+        person(4, "A", 10, 0, position_at=(NOW - timedelta(hours=1)).astimezone(beijing)),
+        person(5, "C", 9000, 0),
+        person(6, "A", 10, 0, roles="publicity"),
+        person(7, "D", 20, 0, position_at=(NOW - timedelta(minutes=10)).astimezone(beijing)),
+    ]
+    args: dict[str, object] = dict(adjacency=ADJ, community_of=COMMUNITY, now=NOW)
+    from_rows = recommend(INCIDENT, rows, **args)  # type: ignore[arg-type]
+    from_frame = run(rows)
+    assert from_rows == from_frame
+    assert [c.person_id for c in from_rows.candidates] == [1, 7]
+    assert {s.person_id: s.detail for s in from_rows.skipped} == {
+        2: "status 'off_duty'",
+        3: "3 open cases, cap 3",
+        4: "position at 2026-11-27 08:00:00+00:00",
+        5: "9000 m > 5000 m",
+        6: "roles 'publicity'",
+    }
+
+
 def test_person_posted_to_two_grids_ranked_once_at_best_tier() -> None:
     rec = run([person(1, "C", 10, 0), person(1, "B", 10, 0), person(2, "B", 5, 0)])
     assert [(c.person_id, c.reason) for c in rec.candidates] == [
