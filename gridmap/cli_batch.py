@@ -57,7 +57,8 @@ def batch_grid(
     """Re-grid every community (or a district's) into one new draft version, one Dask task per
     community; publish with `gridmap grid publish`."""
     from gridmap.batch import connect, dask_map
-    from gridmap.cli import _engine, _fail
+    from gridmap.cli_common import engine_for as _engine
+    from gridmap.cli_common import fail as _fail
     from gridmap.store.db import session_scope
     from gridmap.store.grids import run_gridding, select_communities
 
@@ -101,7 +102,8 @@ def batch_locate(
     from functools import partial
 
     from gridmap.batch import connect, locate_points
-    from gridmap.cli import _engine, _fail
+    from gridmap.cli_common import engine_for as _engine
+    from gridmap.cli_common import fail as _fail
     from gridmap.store.db import session_scope
     from gridmap.store.locating import locate_frame, read_points
 
@@ -145,7 +147,8 @@ def batch_assign(
     nearest home), one optimal min-cost flow per district on Dask; straight-line metres.
     Care links are left as they are (`gridmap assign` does both city-wide)."""
     from gridmap.batch import assign_by_district, connect
-    from gridmap.cli import _engine, _fail
+    from gridmap.cli_common import engine_for as _engine
+    from gridmap.cli_common import fail as _fail
     from gridmap.staffing import Quotas
     from gridmap.store.db import session_scope
     from gridmap.store.staff import save_staff_postings, staff_inputs
