@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # single lookups answer from an in-process index of the current grids, re-checked against
     # the database at most this often (a publish in the same process is seen at once)
     locate_refresh_s: float = 1.0
+    # recommendations reuse the grid adjacency, road graph and co-mediator list, re-checked
+    # (one stamp query) at most this often; a publish in the same process is seen at once
+    dispatch_refresh_s: float = 1.0
     max_vertices: int = 20_000  # per submitted geometry (a grid has a few hundred)
     max_rings: int = 200  # per submitted geometry
     draft_lock_minutes: int = 120  # a planner's hold on communities in a draft

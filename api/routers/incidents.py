@@ -188,9 +188,12 @@ def incident(ref: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]
 
 
 @router.get("/incidents/{ref}/recommendation", **permission("incidents.dispatch"))
-def recommendation(ref: str, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+def recommendation(
+    ref: str, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> dict[str, Any]:
     """Ranked mediators with reason codes, people skipped and why, invited co-mediators."""
-    return recommend_for(session, get_incident(session, ref, scope=user.area)).to_dict()
+    inc = get_incident(session, ref, scope=user.area)
+    return recommend_for(session, inc, max_age=settings.dispatch_refresh_s).to_dict()
 
 
 class DispatchIn(Body):
@@ -205,6 +208,7 @@ def dispatch_incident(
     ref: str,
     session: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
     body: DispatchIn | None = None,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> dict[str, Any]:
@@ -219,6 +223,7 @@ def dispatch_incident(
         reassign=body.reassign,
         idempotency_key=idempotency_key,
         scope=user.area,
+        max_age=settings.dispatch_refresh_s,
     )
     session.commit()
     return result

@@ -43,7 +43,10 @@ def _engine(url: str, statement_timeout_ms: int, app_role: str | None) -> Engine
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
+        # No ping before each checkout: it is a round trip on every request. After a database
+        # restart the first statement on a dead connection fails (answered 503, see
+        # api/errors.py) and SQLAlchemy then discards every older pooled connection.
+        pool_pre_ping=False,
         connect_args={
             # short OLTP queries: JIT compilation only adds latency (measured 300+ ms on the
             # recommendation query, whose geography distance inflates the cost estimate)

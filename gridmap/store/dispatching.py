@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
 from typing import Any
 
 import numpy as np
@@ -38,10 +40,23 @@ _STAMPS = text(
 )
 
 
-def _stamps(session: Session) -> tuple[Any, Any, Any]:
-    """(grids, roads, co-mediators) version keys of the per-process caches."""
-    r = session.execute(_STAMPS).one()
-    return (r[0], r[1]), (r[2], r[3], r[4]), (r[5], r[6])
+_CHECKED: list[Any] = [-math.inf, None]  # [monotonic time of the last stamp query, stamps]
+
+
+def invalidate() -> None:
+    """Re-read the stamps on the next recommendation (a publish in this process)."""
+    _CHECKED[0] = -math.inf
+
+
+def _stamps(session: Session, max_age: float = 0.0) -> tuple[Any, Any, Any]:
+    """(grids, roads, co-mediators) version keys of the per-process caches, queried again
+    when older than ``max_age`` seconds (one round trip fewer for most recommendations: on a
+    busy two-core machine every round trip waits for the database process to be scheduled)."""
+    now = time.monotonic()
+    if now - _CHECKED[0] > max_age:
+        r = session.execute(_STAMPS).one()
+        _CHECKED[:] = [now, ((r[0], r[1]), (r[2], r[3], r[4]), (r[5], r[6]))]
+    return _CHECKED[1]  # type: ignore[no-any-return]
 
 
 def _adjacency(session: Session, key: Any = None) -> tuple[dict[str, set[str]], dict[str, str]]:
@@ -154,7 +169,12 @@ def _invited(session: Session, key: Any = None) -> list[dict[str, Any]]:
 
 
 def recommend_for(
-    session: Session, incident: dict[str, Any], *, max_radius_m: float = 5000.0, limit: int = 5
+    session: Session,
+    incident: dict[str, Any],
+    *,
+    max_radius_m: float = 5000.0,
+    limit: int = 5,
+    max_age: float = 0.0,
 ) -> Recommendation:
     """Ranked mediators for a stored incident, with reasons, skips and invited co-mediators.
 
@@ -162,8 +182,9 @@ def recommend_for(
     the mediators posted to the incident's grid, its neighbours and its community already fill
     ``limit`` places, no one farther can enter the list: those few are ranked alone (their
     skips are the ones reported). Only otherwise is every mediator in the radius examined.
+    Grid adjacency, roads and co-mediators may be up to ``max_age`` seconds old.
     """
-    grids_key, roads_key, invited_key = _stamps(session)
+    grids_key, roads_key, invited_key = _stamps(session, max_age)
     adjacency, community_of = _adjacency(session, grids_key)
     graph, invited = _graph(session, roads_key), _invited(session, invited_key)
     lon, lat, grid = incident["lon"], incident["lat"], incident["grid_code"]
@@ -239,8 +260,10 @@ def dispatch(
     reassign: bool = False,
     idempotency_key: str | None = None,
     scope: str | None = None,
+    max_age: float = 0.0,
 ) -> dict[str, Any]:
-    """Send a mediator: the named one, or the best recommended one still free."""
+    """Send a mediator: the named one, or the best recommended one still free (reference data
+    up to ``max_age`` seconds old, see :func:`recommend_for`)."""
     inc = get_incident(session, ref, scope=scope)
     digest = request_hash({"incident": inc["id"], "person": person_id, "reassign": reassign})
     replayed = _replay(session, idempotency_key, actor, digest)
@@ -252,7 +275,7 @@ def dispatch(
             session, inc["id"], person_id, actor=actor, reason="NAMED", reassign=reassign
         )
     else:
-        rec = recommend_for(session, inc)
+        rec = recommend_for(session, inc, max_age=max_age)
         for cand in rec.candidates:
             try:
                 with session.begin_nested():

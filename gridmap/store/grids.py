@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from gridmap.crs import metric_crs_for_geometry
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.gridding_jobs import GridJob, GridOutcome, make_job, run_job
+from gridmap.store import dispatching
 from gridmap.store.areas import record_audit
 from gridmap.store.locating import CURRENT
 from gridmap.store.models import Area, Grid, GridVersion
@@ -239,6 +240,7 @@ def publish_version(
     )
     record_audit(session, user, "grids.publish", "grid_version", str(version.id))
     CURRENT.invalidate()  # single lookups in this process re-check at once
+    dispatching.invalidate()  # and so do recommendations
     return int(version.id)
 
 

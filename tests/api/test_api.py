@@ -269,3 +269,34 @@ def test_care_subjects_are_restricted_and_audited(
     ).json()
     assert trail[0]["actor"] == "gm_x" and trail[0]["purpose"] == "月度走访"
     assert httpx.get(f"{server}/api/v1/audit", headers=auth(api["leader"])).status_code == 403
+
+
+def test_service_recovers_after_the_database_drops_every_connection(
+    api: dict[str, str], server: str, owner_engine: Engine
+) -> None:
+    """Pooled connections are not pinged before use (a round trip per request); when the
+    database drops them (a restart, a failover) the first request may be answered 503 — never
+    500 — and the service reconnects for the next ones."""
+    from sqlalchemy import text
+
+    hdr = {"Authorization": f"Bearer {api['admin']}"}
+    with httpx.Client(base_url=server, headers=hdr) as client:
+        for _ in range(12):  # several pooled connections in use
+            assert client.get("/api/v1/areas", params={"level": "district"}).status_code == 200
+        with owner_engine.connect() as conn:
+            dropped = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND application_name = 'gridmap'"
+                )
+            ).scalar_one()
+        assert dropped >= 1
+        answers = [client.get("/api/v1/areas", params={"level": "district"}) for _ in range(12)]
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(503) <= 1, codes
+    assert codes[-10:] == [200] * 10, codes
+    if 503 in codes:
+        failed = answers[codes.index(503)]
+        assert failed.json()["type"].endswith("database-unavailable")
