@@ -1,0 +1,91 @@
+"""What the province work added, checked on one small community (never a province): the bulk
+load of historical incidents with their events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from sqlalchemy import Engine, text
+
+from gridmap.errors import InvalidInput
+from gridmap.scenario_province import incident_histories
+from gridmap.store.bulk import load_incidents
+from gridmap.store.db import session_scope
+from gridmap.store.grids import publish_version, run_gridding, select_communities
+from gridmap.store.incidents import create_incident, locate
+
+
+def _published(db: Engine) -> None:
+    with session_scope(db) as s:
+        draft = run_gridding(s, select_communities(s), user="p", households_per_grid=1500)
+        publish_version(s, draft.version_id, user="p")
+
+
+def _points(db: Engine, n: int) -> pd.DataFrame:
+    with db.connect() as c:
+        wkb = c.execute(text("SELECT ST_AsBinary(geom) FROM area WHERE kind = 'community'"))
+        block = shapely.from_wkb(bytes(wkb.scalar_one()))
+    rng = np.random.default_rng(3)
+    x0, y0, x1, y1 = block.bounds
+    lon, lat = rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+    lon[-1], lat[-1] = x1 + 0.05, y1 + 0.05  # outside every grid
+    return pd.DataFrame(
+        {
+            "lon": lon,
+            "lat": lat,
+            "reported_at": pd.date_range("2026-12-01", periods=n, freq="13h").astype(str),
+        }
+    )
+
+
+def test_load_incidents_locates_and_keeps_histories(community: Engine) -> None:
+    _published(community)
+    inc, events = incident_histories(_points(community, 60), seed=2, now="2026-12-31T00:00:00")
+    with session_scope(community) as s:
+        counts = load_incidents(s, inc, events, source="test", user="loader")
+    assert counts == {"incidents": 60, "events": len(events), "located": 59}
+    with community.connect() as c:
+        rows = c.execute(
+            text(
+                "SELECT id, public_id, status, grid_code, grid_id, outcome FROM incident "
+                "ORDER BY id"
+            )
+        ).all()
+        n_events = c.execute(text("SELECT count(*) FROM incident_event")).scalar_one()
+        last = c.execute(
+            text(
+                "SELECT DISTINCT ON (incident_id) incident_id, to_status FROM incident_event "
+                "ORDER BY incident_id, at DESC"
+            )
+        ).all()
+    assert n_events == len(events)
+    assert [r.status for r in rows] == list(inc["status"])
+    assert dict(last) == {r.id: r.status for r in rows}  # status = the last event's
+    assert all(r.public_id == f"GM{r.public_id[2:10]}{r.id:06d}" for r in rows)
+    assert {r.outcome for r in rows if r.status == "resolved"} <= {"success"}
+    with session_scope(community) as s:
+        for r, (lon, lat) in zip(rows[:-1], inc[["lon", "lat"]].to_numpy()[:-1], strict=True):
+            assert r.grid_code == locate(s, float(lon), float(lat))["grid"]
+        assert rows[-1].grid_code is None and rows[-1].grid_id is None
+        lon, lat = inc.loc[0, ["lon", "lat"]]
+        new = create_incident(s, category="邻里纠纷", x=lon, y=lat, reporter="d")
+    assert new["public_id"].endswith(f"{rows[-1].id + 1:06d}")  # the sequence moved on
+
+
+def test_load_incidents_refuses_illegal_histories(community: Engine) -> None:
+    _published(community)
+    inc = _points(community, 3).assign(category="neighbour", status="closed")
+    events = pd.DataFrame(
+        {
+            "incident": [0],
+            "at": ["2026-12-02"],
+            "from_status": ["reported"],
+            "to_status": ["closed"],
+        }
+    )
+    with pytest.raises(InvalidInput, match="illegal transition"), session_scope(community) as s:
+        load_incidents(s, inc, events, source="test")
+    with community.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
