@@ -43,11 +43,11 @@ def dashboard_view(
     """Per district, street or community: grids, managers, mediators, volunteers, care-ratio
     compliance, incidents open/closed, median minutes to dispatch and on-site, mediation
     success. Sortable; ``format=csv|xlsx`` exports the same rows."""
-    prefix, name = area_prefix(session, user, area)
+    prefix, name = area_prefix(session, user, area)  # within the caller's scope
     status, _ = grid_status(
-        shortage(session, level="grid", scope=user.area), k=settings.small_count_k
+        shortage(session, level="grid", scope=prefix or None), k=settings.small_count_k
     )
-    table = dashboard(status, incident_frame(session, user.area), level)
+    table = dashboard(status, incident_frame(session, prefix or None), level)
     table = table[table["code"].str.startswith(prefix)]
     names = area_frame(session, prefix)[["code", "name"]]
     table = table.merge(names, on="code", how="left")

@@ -189,11 +189,13 @@ def incident_frame(
     rows = session.execute(
         text("""
         SELECT i.grid_code, i.service_code AS category, i.status, i.outcome,
-               extract(epoch FROM (SELECT min(e.at) FROM incident_event e WHERE e.incident_id = i.id
-                                   AND e.to_status = 'dispatched') - i.created_at) AS dispatch_s,
-               extract(epoch FROM (SELECT min(e.at) FROM incident_event e WHERE e.incident_id = i.id
-                                   AND e.to_status = 'on_site') - i.created_at) AS onsite_s
+               extract(epoch FROM e.dispatched - i.created_at) AS dispatch_s,
+               extract(epoch FROM e.on_site - i.created_at) AS onsite_s
         FROM incident i
+        CROSS JOIN LATERAL (
+          SELECT min(ev.at) FILTER (WHERE ev.to_status = 'dispatched') AS dispatched,
+                 min(ev.at) FILTER (WHERE ev.to_status = 'on_site') AS on_site
+          FROM incident_event ev WHERE ev.incident_id = i.id) e
         WHERE i.grid_code LIKE :p
           AND (CAST(:start AS timestamptz) IS NULL OR i.created_at >= :start)
           AND (CAST(:end AS timestamptz) IS NULL OR i.created_at < :end)

@@ -15,6 +15,7 @@ from gridmap.store.bulk import load_incidents
 from gridmap.store.db import session_scope
 from gridmap.store.grids import publish_version, run_gridding, select_communities
 from gridmap.store.incidents import create_incident, locate
+from tests.helpers import COMMUNITY
 
 
 def _published(db: Engine) -> None:
@@ -89,3 +90,36 @@ def test_load_incidents_refuses_illegal_histories(community: Engine) -> None:
         load_incidents(s, inc, events, source="test")
     with community.connect() as c:
         assert c.execute(text("SELECT count(*) FROM incident")).scalar_one() == 0
+
+
+def test_incident_frame_times_from_events(community: Engine) -> None:
+    from gridmap.store.mapdata import incident_frame
+
+    _published(community)
+    inc, events = incident_histories(_points(community, 40), seed=5, now="2026-12-31T00:00:00")
+    with session_scope(community) as s:
+        load_incidents(s, inc, events, source="test")
+        frame = incident_frame(s, COMMUNITY[:6])
+        assert incident_frame(s, "420599").empty  # another district: nothing
+    at = pd.to_datetime(events["at"])
+    start = pd.to_datetime(inc["reported_at"]).to_numpy()[events["incident"]]
+    secs = (at - start).dt.total_seconds()
+    inside = events["incident"] < len(inc) - 1  # the last one lies outside every grid
+    for step, col in (("dispatched", "dispatch_s"), ("on_site", "onsite_s")):
+        want = secs[inside & (events["to_status"] == step)].sort_values().to_numpy()
+        got = frame[col].dropna().sort_values().to_numpy()
+        assert len(want) and np.allclose(got, want)
+    assert len(frame) == 39  # the point outside every grid has no grid code
+
+
+def test_current_grids_by_prefix(community: Engine) -> None:
+    from gridmap.errors import NotFound
+    from gridmap.store.staff import current_grids
+
+    with session_scope(community) as s, pytest.raises(NotFound):
+        current_grids(s, COMMUNITY)  # nothing published yet
+    _published(community)
+    with session_scope(community) as s:
+        every = current_grids(s)
+        assert current_grids(s, COMMUNITY).equals(every)
+        assert current_grids(s, "420503").empty  # published grids, none there
