@@ -3,10 +3,14 @@ incidents through their lifecycle."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
@@ -27,6 +31,7 @@ from gridmap.store.incidents import (
 )
 from gridmap.store.locating import CURRENT, Current, answer, locate_frame, read_points
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=StrictJSONRoute)
 Status = Literal[
     "reported",
@@ -83,6 +88,28 @@ async def locate_point(
 def _refresh_current(engine: Engine) -> Current:
     with Session(engine) as session:
         return CURRENT.refresh(session)
+
+
+def _warm_current(engine: Engine) -> None:
+    try:
+        _refresh_current(engine)
+    except Exception:  # a head start only: the first lookup builds the index anyway
+        log.warning("locate index warm-up failed", exc_info=True)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the locate index of the current grids in the background when the service starts
+    (``gridmap serve``), so the first lookup does not wait for it: ≈ 1 minute for a
+    province's 100,000 grids (docs/scaling.md). A lookup arriving meanwhile waits for this
+    build instead of starting a second one."""
+    threading.Thread(
+        target=_warm_current, args=(app.state.engine,), name="gridmap-locate-warm", daemon=True
+    ).start()
+    yield
+
+
+router.lifespan_context = lifespan  # merged into the app's lifespan by include_router
 
 
 def _locate_in_db(engine: Engine, lon: float, lat: float, at: datetime | None) -> dict[str, Any]:

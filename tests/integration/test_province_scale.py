@@ -123,3 +123,27 @@ def test_current_grids_by_prefix(community: Engine) -> None:
         every = current_grids(s)
         assert current_grids(s, COMMUNITY).equals(every)
         assert current_grids(s, "420503").empty  # published grids, none there
+
+
+def test_service_start_builds_the_locate_index(community: Engine) -> None:
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from api.routers.incidents import lifespan
+    from gridmap.store.locating import CURRENT
+
+    _published(community)
+    CURRENT._entry, CURRENT._checked = None, float("-inf")  # as in a fresh process
+    app = SimpleNamespace(state=SimpleNamespace(engine=community))
+
+    async def start() -> None:
+        async with lifespan(app):  # type: ignore[arg-type]
+            pass
+
+    asyncio.run(start())
+    deadline = time.monotonic() + 30
+    while CURRENT.recent(60.0) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    current = CURRENT.recent(60.0)
+    assert current is not None and len(current.grids.codes) >= 1
