@@ -235,12 +235,13 @@ def load_incidents(
     index = grid_index(session)
     idx, _ = index.locate_status(lon, lat)
     grid_codes = np.where(idx >= 0, np.asarray(index.codes, dtype=object)[np.maximum(idx, 0)], None)
-    ids = dict(
-        session.execute(
+    ids: dict[str, int] = {
+        str(c): int(i)
+        for c, i in session.execute(
             text("SELECT code, id FROM grid WHERE valid_from IS NOT NULL AND valid_to IS NULL")
-        ).all()
-    )
-    grid_ids = [ids.get(c) if c is not None else None for c in grid_codes]
+        )
+    }
+    grid_ids = [ids.get(str(c)) if c is not None else None for c in grid_codes]
     inc_id = np.array(  # ids from the table's own sequence: no clash with intake meanwhile
         session.execute(
             text(
@@ -302,6 +303,7 @@ def _copy(session: Session, target: str, frame: pd.DataFrame) -> None:
     buf = io.StringIO()
     frame.to_csv(buf, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z")
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live psycopg connection inside the caller's transaction
     with raw.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
         copy.write(buf.getvalue())
 
