@@ -418,6 +418,21 @@ def phase_serve(args: argparse.Namespace, url: str) -> dict[str, Any]:
     }
     sets = _tile_sets(url, args.tiles)
     res: dict[str, Any] = {"load_before": _load(), "city": city}
+    # the server's locate index, built here the same way (time and resident memory it adds)
+    from gridmap.store.locating import _build_current
+
+    rss0 = RssWatch(os.getpid()).now_mb()
+    t = time.perf_counter()
+    with Session(engine) as s:
+        current = _build_current(s)
+    res["locate_index"] = {
+        "grids": len(current.grids.codes),
+        "build_s": round(time.perf_counter() - t, 1),
+        "raster_mb": round(current.grids.nbytes / 1e6),
+        "rss_added_mb": round(RssWatch(os.getpid()).now_mb() - rss0),
+    }
+    del current
+    print(f"locate index of the current grids: {res['locate_index']}", flush=True)
     # the same tiles straight through SQL: no cache, no HTTP (what a cache miss costs)
     sql: dict[str, Any] = {}
     with Session(engine) as s:
@@ -451,6 +466,7 @@ def phase_serve(args: argparse.Namespace, url: str) -> dict[str, Any]:
         proc = subprocess.Popen([*cmd, "--no-access-log"], env=env, stdout=fh, stderr=fh)
     watch = RssWatch(proc.pid)
     watch.start()
+    started = time.perf_counter()
     base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(240):
@@ -462,9 +478,13 @@ def phase_serve(args: argparse.Namespace, url: str) -> dict[str, Any]:
             if proc.poll() is not None:
                 sys.exit(f"gridmap serve exited: see {log}")
             time.sleep(0.5)
+        res["server_up_s"] = round(time.perf_counter() - started, 1)
         time.sleep(2)  # let the start-up page build begin
         res["server_rss_idle_mb"] = round(watch.now_mb())
         res.update(_serve_requests(base, tokens, sets, url, watch))
+        res["locate"]["answered_after_start_s"] = round(
+            res["locate"].pop("_answered_at") - started, 1
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -501,6 +521,7 @@ def _serve_requests(
     t = time.perf_counter()
     r = admin.get("/api/v1/locate", params={"lon": pts[0, 0], "lat": pts[0, 1]})
     first = time.perf_counter() - t
+    answered_at = time.perf_counter()
     ms, codes = [], []
     for lon, lat in pts[1:]:
         t = time.perf_counter()
@@ -508,6 +529,7 @@ def _serve_requests(
         ms.append((time.perf_counter() - t) * 1000)
         codes.append(rr.status_code)
     res["locate"] = {
+        "_answered_at": answered_at,
         "first_request_s": round(first, 2),
         "first_status": r.status_code,
         "grid": r.json().get("grid") if r.status_code == 200 else r.text[:200],
