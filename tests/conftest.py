@@ -67,6 +67,7 @@ def settings(test_database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         data_dir=tmp_path_factory.mktemp("gridmap-data"),
         user_cache_s=0.0,  # revocation must show at once in the tests
         locate_refresh_s=0.0,  # and a publish by another connection
+        tile_fingerprint_s=0.0,  # and a change of the data behind the tiles
     )
 
 

@@ -85,6 +85,7 @@ def tile(
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     area: AreaQ = None,
 ) -> Response:
@@ -93,7 +94,9 @@ def tile(
     if x >= 2**z or y >= 2**z:
         raise NotFound(f"no tile {z}/{x}/{y}", code="tile-not-found")
     prefix, _ = area_prefix(session, user, area)
-    data = mvt_tile(session, layer, z, x, y, prefix)
+    data = mvt_tile(
+        session, layer, z, x, y, prefix, fingerprint_max_age=settings.tile_fingerprint_s
+    )
     return Response(
         data,
         media_type="application/vnd.mapbox-vector-tile",

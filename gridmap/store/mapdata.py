@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from gridmap.dispatch import HOLDS_MEDIATOR, SERVICES
 from gridmap.staffing_model import STAFF_ROLES, Quotas
 
 __all__ = [
+    "GRID_MIN_ZOOM",
     "OPEN_STATUSES",
     "TILES",
     "TileCache",
@@ -38,6 +40,7 @@ __all__ = [
     "incident_frame",
     "incident_heat",
     "mvt_tile",
+    "recent_coverage_version",
     "render_tile",
     "tile_bounds",
     "tiles_covering",
@@ -79,6 +82,25 @@ def coverage_version(session: Session) -> str:
              FROM area))""")
         ).scalar_one()
     )
+
+
+_FINGERPRINTS: dict[str, tuple[float, str]] = {}  # database → (when asked, fingerprint)
+
+
+def recent_coverage_version(session: Session, max_age: float) -> str:
+    """:func:`coverage_version`, asked again only when the last answer for this database is
+    older than ``max_age`` seconds (0: always ask). Tiles use it: the fingerprint costs a
+    count over all current grids, ≈ 30 ms at 100,000 grids, more than a cached tile."""
+    if max_age <= 0:
+        return coverage_version(session)
+    database = str(getattr(session.get_bind(), "url", ""))
+    now = time.monotonic()
+    hit = _FINGERPRINTS.get(database)
+    if hit is not None and now - hit[0] < max_age:
+        return hit[1]
+    version = coverage_version(session)
+    _FINGERPRINTS[database] = (now, version)
+    return version
 
 
 def grid_count(session: Session, prefix: str | None) -> int:
@@ -295,6 +317,9 @@ TILES = TileCache()
 # one tile holds most of a city's grids (≈ 20 ms of ST_AsMVTGeom each); at most WARM_MAX tiles
 # per zoom, so a province-wide scope warms only the zooms with few tiles.
 WARM_ZOOMS: tuple[int, ...] = (10, 11, 12)
+# Below this zoom the grids layer is empty (the area outlines still show): a z8 tile over a
+# province holds ≈ 24,000 grids of 1–3 pixels each, up to 1.7 MB (docs/scaling.md)
+GRID_MIN_ZOOM = 10
 WARM_MAX = 64
 _WARMED: OrderedDict[Hashable, None] = OrderedDict()
 _WARM_LOCK = threading.Lock()
@@ -311,19 +336,21 @@ def mvt_tile(
     *,
     cache: TileCache | None = TILES,
     warm: bool = True,
+    fingerprint_max_age: float = 0.0,
 ) -> bytes:
     """One Mapbox vector tile of ``grids`` (code, hh, staff counts, st and cs status indices as
     on the coverage map; no care counts) or ``areas`` (code, name, kind), under ``prefix``.
 
     Tiles are kept in ``cache`` keyed by (layer, z, x, y, prefix, quotas, data fingerprint);
     the first tile of a new (prefix, quotas, fingerprint) starts a background thread that
-    renders the low-zoom tiles of that scope (``WARM_ZOOMS``) into the cache."""
+    renders the low-zoom tiles of that scope (``WARM_ZOOMS``) into the cache. The fingerprint
+    may be up to ``fingerprint_max_age`` seconds old (:func:`recent_coverage_version`)."""
     quotas = quotas or Quotas()
     if cache is None:
         return render_tile(session, layer, z, x, y, prefix, quotas)
     bind = session.get_bind()
     database = str(getattr(bind, "url", ""))  # one process may serve several databases (tests)
-    group = (database, prefix or "", quotas, coverage_version(session))
+    group = (database, prefix or "", quotas, recent_coverage_version(session, fingerprint_max_age))
     key = (layer, z, x, y, group)
     data = cache.get(key)
     if data is None:
@@ -402,7 +429,10 @@ def render_tile(
     prefix: str | None,
     quotas: Quotas,
 ) -> bytes:
-    """:func:`mvt_tile` without the cache: one ``ST_AsMVT`` query."""
+    """:func:`mvt_tile` without the cache: one ``ST_AsMVT`` query (none for grids below
+    ``GRID_MIN_ZOOM``: an empty tile)."""
+    if layer == "grids" and z < GRID_MIN_ZOOM:
+        return b""
     env = "ST_TileEnvelope(:z, :x, :y)"
     geom = f"ST_AsMVTGeom(ST_Transform(g.geom, 3857), {env}, 4096, 64, true)"
     # the tile (plus its 64/4096 buffer) in lon/lat, computed here: a prepared statement's

@@ -147,3 +147,34 @@ def test_service_start_builds_the_locate_index(community: Engine) -> None:
         time.sleep(0.05)
     current = CURRENT.recent(60.0)
     assert current is not None and len(current.grids.codes) >= 1
+
+
+def test_grid_tiles_start_at_the_minimum_zoom(community: Engine) -> None:
+    from gridmap.staffing_model import Quotas
+    from gridmap.store.mapdata import GRID_MIN_ZOOM, extent, render_tile, tiles_covering
+
+    _published(community)
+    with session_scope(community) as s:
+        box = extent(s, None)
+        assert box is not None
+        (x, y), *_ = tiles_covering(box, GRID_MIN_ZOOM)
+        assert COMMUNITY.encode() in render_tile(s, "grids", GRID_MIN_ZOOM, x, y, None, Quotas())
+        (x, y), *_ = tiles_covering(box, GRID_MIN_ZOOM - 1)
+        assert render_tile(s, "grids", GRID_MIN_ZOOM - 1, x, y, None, Quotas()) == b""
+        assert render_tile(s, "areas", GRID_MIN_ZOOM - 1, x, y, None, Quotas())  # outlines
+
+
+def test_tiles_may_reuse_a_recent_fingerprint(community: Engine) -> None:
+    from gridmap.store import mapdata
+    from gridmap.store.mapdata import coverage_version, recent_coverage_version
+
+    mapdata._FINGERPRINTS.clear()
+    with session_scope(community) as s:
+        before = recent_coverage_version(s, 60.0)
+    _published(community)
+    with session_scope(community) as s:
+        now = coverage_version(s)
+        assert now != before
+        assert recent_coverage_version(s, 60.0) == before  # trusted for a minute
+        assert recent_coverage_version(s, 0.0) == now  # 0: always asked
+        assert recent_coverage_version(s, 1e-9) == now  # too old: asked again
