@@ -124,7 +124,9 @@ def province_db_section(fig: dict[str, Any]) -> list[str]:
         "## province_db (opt-in, run separately)",
         "",
         "`scripts/bench_province_db.py` — the whole SYNTHETIC province in PostGIS "
-        "(see [scaling.md](scaling.md)); figures from `benchmarks/province_db.json`.",
+        "(see [scaling.md](scaling.md)); figures from `benchmarks/province_db.json`. Load "
+        "averages are read at the start and end of each phase only: scaling.md says what ran "
+        "alongside.",
         "",
         "| phase | finished (UTC) | wall s | load before → after | peak memory MB |",
         "|---|---|---|---|---|",
@@ -148,6 +150,8 @@ def province_db_section(fig: dict[str, Any]) -> list[str]:
         for t in ("city", "district", "street", "community", "household_unit", "road_edge"):
             if t in load:
                 mb = sizes.get(t, {}).get("mb", "")
+                if t == "community":
+                    mb = f"{sizes['area']['mb']} (all areas)"
                 out.append(f"| {t} | {load[t]['rows']:,} | {load[t]['s']} | {mb} |")
         inc = fig.get("incidents")
         if inc:
@@ -157,7 +161,10 @@ def province_db_section(fig: dict[str, Any]) -> list[str]:
             )
         grid = fig.get("grid")
         if grid:
-            out.append(f"| grid | {grid['grids']:,} | {grid['wall_s']} | {sizes['grid']['mb']} |")
+            out.append(
+                f"| grid | {grid['grids']:,} | {grid['write_draft_s']} (the draft; gridding "
+                f"below) | {sizes['grid']['mb']} |"
+            )
         out.append(f"\nDatabase size: {sizes['database_mb']:,} MB.")
     grid = fig.get("grid")
     if grid:
