@@ -178,3 +178,26 @@ def test_tiles_may_reuse_a_recent_fingerprint(community: Engine) -> None:
         assert recent_coverage_version(s, 60.0) == before  # trusted for a minute
         assert recent_coverage_version(s, 0.0) == now  # 0: always asked
         assert recent_coverage_version(s, 1e-9) == now  # too old: asked again
+
+
+def test_lookups_answer_from_the_previous_grids_during_a_rebuild(community: Engine) -> None:
+    from sqlalchemy.orm import Session
+
+    from gridmap.store.locating import CURRENT
+
+    _published(community)
+    with Session(community) as s:
+        old = CURRENT.refresh(s)
+    with session_scope(community) as s:  # a new version: the stamp changes
+        draft = run_gridding(s, select_communities(s), user="p", households_per_grid=600)
+        publish_version(s, draft.version_id, user="p")
+    assert CURRENT._lock.acquire()  # another request is rebuilding
+    try:
+        with Session(community) as s:
+            assert CURRENT.refresh(s) is old  # answered at once, from the previous grids
+        assert CURRENT.recent(60.0) is None or CURRENT.recent(60.0) is old
+    finally:
+        CURRENT._lock.release()
+    with Session(community) as s:
+        new = CURRENT.refresh(s)  # the next request rebuilds
+    assert new is not old and len(new.grids.codes) == draft.grids
