@@ -102,7 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the locate index of the current grids in the background when the service starts
     (``gridmap serve``), so the first lookup does not wait for it: ≈ 1 minute for a
     province's 100,000 grids (docs/scaling.md). A lookup arriving meanwhile waits for this
-    build instead of starting a second one."""
+    build instead of starting a second one (there are no previous grids to answer from)."""
     threading.Thread(
         target=_warm_current, args=(app.state.engine,), name="gridmap-locate-warm", daemon=True
     ).start()
