@@ -214,9 +214,9 @@ def incident_frame(
         text("""
         SELECT i.grid_code, i.service_code AS category, i.status, i.outcome,
                extract(epoch FROM min(e.at) FILTER (WHERE e.to_status = 'dispatched')
-                                  - i.created_at) AS dispatch_s,
+                                  - i.created_at)::float8 AS dispatch_s,
                extract(epoch FROM min(e.at) FILTER (WHERE e.to_status = 'on_site')
-                                  - i.created_at) AS onsite_s
+                                  - i.created_at)::float8 AS onsite_s
         FROM incident i
         LEFT JOIN incident_event e ON e.incident_id = i.id
                                   AND e.to_status IN ('dispatched', 'on_site')
