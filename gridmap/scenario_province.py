@@ -31,7 +31,14 @@ import shapely
 
 from gridmap.scenario import Scenario, ScenarioConfig, generate_scenario
 
-__all__ = ["city_code", "city_tile", "incident_points", "merge_tiles", "tile_offsets"]
+__all__ = [
+    "city_code",
+    "city_tile",
+    "incident_histories",
+    "incident_points",
+    "merge_tiles",
+    "tile_offsets",
+]
 
 CITY_PREFIX = "4205"  # the generator's codes: 42 湖北, 05 宜昌
 MARGIN_DEG = 0.02  # gap between neighbouring cities
@@ -137,3 +144,89 @@ def incident_points(
             "reported_at": (start + seconds.astype("timedelta64[s]")).astype(str),
         }
     )
+
+
+# (status path after "reported", share): how the year's incidents ended
+_PATHS: tuple[tuple[tuple[str, ...], float], ...] = (
+    (("dispatched", "accepted", "on_site", "resolved", "closed"), 0.78),
+    (("dispatched", "accepted", "on_site", "failed", "closed"), 0.10),
+    (("dispatched", "accepted", "on_site", "escalated", "closed"), 0.05),
+    (("cancelled", "closed"), 0.07),
+)
+_STEP_MINUTES = {  # uniform delay range before each status
+    "dispatched": (2, 60),
+    "accepted": (2, 30),
+    "on_site": (10, 120),
+    "resolved": (30, 240),
+    "failed": (30, 240),
+    "escalated": (30, 240),
+    "cancelled": (5, 600),
+    "closed": (600, 4320),
+}
+_CATEGORIES = (
+    ("neighbour", 0.34),
+    ("marriage_family", 0.22),
+    ("property_management", 0.14),
+    ("land_contract", 0.06),
+    ("homestead", 0.05),
+    ("demolition_compensation", 0.04),
+    ("labour", 0.09),
+    ("other", 0.06),
+)
+
+
+def incident_histories(
+    incidents: pd.DataFrame, seed: int = 0, now: str = "2027-01-01T00:00:00"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Categories, statuses and lifecycle events for :func:`incident_points`' incidents.
+
+    Each incident follows one path of legal transitions (:data:`gridmap.lifecycle.TRANSITIONS`)
+    with random delays; steps after ``now`` are cut, so the last days' incidents are still
+    open. Returns the incidents with ``category``, ``status`` and ``outcome`` added, and the
+    events (``incident`` = row position, ``at``, ``from_status``, ``to_status``) for
+    :func:`gridmap.store.bulk.load_incidents`.
+
+    >>> inc = pd.DataFrame({"reported_at": ["2026-03-01T10:00:00"] * 3})
+    >>> out, ev = incident_histories(inc, seed=1)
+    >>> sorted(ev.groupby("incident").size().index.tolist())
+    [0, 1, 2]
+    """
+    rng = np.random.default_rng(seed)
+    n = len(incidents)
+    start = pd.to_datetime(incidents["reported_at"]).to_numpy("datetime64[s]")
+    end = np.datetime64(now, "s")
+    cats, cw = zip(*_CATEGORIES, strict=True)
+    path_of = rng.choice(len(_PATHS), size=n, p=[w for _, w in _PATHS])
+    status = np.full(n, "reported", dtype=object)
+    outcome = np.full(n, None, dtype=object)
+    pos, at, frm, to = [np.arange(n)], [start], [np.full(n, None, dtype=object)], [status.copy()]
+    for k, (path, _) in enumerate(_PATHS):
+        rows = np.flatnonzero(path_of == k)
+        t, prev = start[rows], np.full(len(rows), "reported", dtype=object)
+        live = np.ones(len(rows), dtype=bool)
+        for step in path:
+            lo, hi = _STEP_MINUTES[step]
+            t = t + (rng.uniform(lo, hi, len(rows)) * 60).astype("timedelta64[s]")
+            live &= t <= end
+            if not live.any():
+                break
+            pos.append(rows[live])
+            at.append(t[live])
+            frm.append(prev[live])
+            to.append(np.full(int(live.sum()), step, dtype=object))
+            status[rows[live]] = step
+            if step in ("resolved", "failed"):
+                outcome[rows[live]] = "success" if step == "resolved" else "failure"
+            prev = np.full(len(rows), step, dtype=object)
+    out = incidents.copy()
+    out["category"] = rng.choice(np.array(cats, dtype=object), size=n, p=cw)
+    out["status"], out["outcome"] = status, outcome
+    events = pd.DataFrame(
+        {
+            "incident": np.concatenate(pos),
+            "at": np.concatenate(at),
+            "from_status": np.concatenate(frm),
+            "to_status": np.concatenate(to),
+        }
+    )
+    return out, events.sort_values(["incident", "at"], kind="stable").reset_index(drop=True)

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default=4000, description="areas with more grids get vector tiles instead of GeoJSON"
     )
     map_poll_seconds: float = 5.0
+    # vector tiles trust the data fingerprint (a count over all current grids, postings and
+    # care links: ≈ 30 ms at 100,000 grids) this long before asking again
+    tile_fingerprint_s: float = 2.0
     small_count_k: int = Field(default=11, description="care counts below this show as <k")
     chromium: Path = Path("/usr/bin/chromium")
     print_timeout_s: float = 60.0

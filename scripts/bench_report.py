@@ -81,6 +81,8 @@ def _figures(name: str, fig: dict[str, Any]) -> list[str]:
         )
     elif name in ("peers_db", "province"):
         out += [f"- {k}: {v}" for k, v in fig.items()]
+    elif name == "province_db":
+        out += province_db_section(fig)[4:]
     return out
 
 
@@ -111,6 +113,103 @@ def _headline(results: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _ms(r: dict[str, Any]) -> str:
+    return f"{r['p50']:.0f} / {r['p95']:.0f} / {r['p99']:.0f}" if r.get("n") else "—"
+
+
+def province_db_section(fig: dict[str, Any]) -> list[str]:
+    """The opt-in whole-province benchmark (``benchmarks/province_db.json``), run apart from
+    the suite (``scripts/bench_province_db.py``; ``bench_all.py --only province_db``)."""
+    out = [
+        "## province_db (opt-in, run separately)",
+        "",
+        "`scripts/bench_province_db.py` — the whole SYNTHETIC province in PostGIS "
+        "(see [scaling.md](scaling.md)); figures from `benchmarks/province_db.json`. Load "
+        "averages are read at the start and end of each phase only: scaling.md says what ran "
+        "alongside.",
+        "",
+        "| phase | finished (UTC) | wall s | load before → after | peak memory MB |",
+        "|---|---|---|---|---|",
+    ]
+    for phase in ("load", "grid", "incidents", "serve"):
+        r = fig.get(phase)
+        if r:
+            peak = r.get("peak_rss_mb_process")
+            if phase == "grid":
+                peak = f"{peak} (workers {r['peak_rss_mb']['workers']})"
+            if phase == "serve":
+                peak = f"{peak} (server {r.get('server_peak_rss_mb')})"
+            out.append(
+                f"| {phase} | {r.get('at', '')} | {r.get('wall_s')} | {r.get('load_before')} → "
+                f"{r.get('load_after')} | {peak} |"
+            )
+    load = fig.get("load")
+    if load:
+        out += ["", "| table | rows | load s | MB |", "|---|---|---|---|"]
+        sizes = (fig.get("incidents") or fig.get("grid") or load)["sizes"]
+        for t in ("city", "district", "street", "community", "household_unit", "road_edge"):
+            if t in load:
+                mb = sizes.get(t, {}).get("mb", "")
+                if t == "community":
+                    mb = f"{sizes['area']['mb']} (all areas)"
+                out.append(f"| {t} | {load[t]['rows']:,} | {load[t]['s']} | {mb} |")
+        inc = fig.get("incidents")
+        if inc:
+            out.append(
+                f"| incident + incident_event | {inc['incidents']:,} + {inc['events']:,} | "
+                f"{inc['load_s']} | {sizes['incident']['mb']} + {sizes['incident_event']['mb']} |"
+            )
+        grid = fig.get("grid")
+        if grid:
+            out.append(
+                f"| grid | {grid['grids']:,} | {grid['write_draft_s']} (the draft; gridding "
+                f"below) | {sizes['grid']['mb']} |"
+            )
+        out.append(f"\nDatabase size: {sizes['database_mb']:,} MB.")
+    grid = fig.get("grid")
+    if grid:
+        out.append(
+            f"\nGridding: {grid['communities']:,} communities → {grid['grids']:,} grids at "
+            f"{grid['households_per_grid']:g} households/grid on {grid['workers']} Dask workers in "
+            f"{grid['wall_s']} s ({grid['grids_per_s']} grids/s; read inputs "
+            f"{grid['read_inputs_s']} s, gridding {grid['gridding_s']} s, write draft "
+            f"{grid['write_draft_s']} s), published in {grid['publish_s']} s."
+        )
+    serve = fig.get("serve")
+    if serve:
+        out += [
+            "",
+            "| tile | n | SQL p50 / p95 / p99 ms | HTTP cold p50 / p95 / p99 ms "
+            "| HTTP cached p50 / p95 / p99 ms | KB mean / max |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, h in serve.get("tiles_http", {}).items():
+            q = serve.get("tiles_sql", {}).get(key, {})
+            out.append(
+                f"| {key} | {h['cold'].get('n', 0)} | {_ms(q)} | {_ms(h['cold'])} "
+                f"| {_ms(h['cached'])} | {h['kb_mean']} / {h['kb_max']} |"
+            )
+        loc = serve.get("locate", {})
+        if loc:
+            out.append(
+                f"\nLocate in the server: first request {loc['first_request_s']} s (status "
+                f"{loc['first_status']}), then {_ms(loc['sequential_ms'])} ms (p50 / p95 / p99, "
+                f"one at a time, {loc['sequential_ms'].get('n')} requests)."
+            )
+        out += ["", "| page | first s | again s | status | KB |", "|---|---|---|---|---|"]
+        for name, r in serve.get("pages", {}).items():
+            first, again = r["first"], r["second"]
+            out.append(
+                f"| `{name}` | {first['s']} | {again['s']} | {first['status']} "
+                f"| {first.get('kb', '')} |"
+            )
+        out.append(
+            f"\nServer resident memory: {serve.get('server_rss_idle_mb')} MB after start, "
+            f"peak {serve.get('server_peak_rss_mb')} MB."
+        )
+    return out
+
+
 def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> None:
     lines = [INTRO, *_machine(results.get("machine", {})), *_headline(results)]
     lines += [
@@ -138,6 +237,9 @@ def write_report(results: dict[str, Any], suite: dict[str, Any], path: Path) -> 
         shown = [h for h in r["highlights"] if h not in tail] + tail
         if shown:
             lines += ["```", *shown, "```"]
+    province = ROOT / "benchmarks" / "province_db.json"
+    if "province_db" not in results["benchmarks"] and province.exists():
+        lines += ["", *province_db_section(json.loads(province.read_text()))]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 

@@ -68,6 +68,7 @@ def settings(test_database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         user_cache_s=0.0,  # revocation must show at once in the tests
         locate_refresh_s=0.0,  # and a publish by another connection
         dispatch_refresh_s=0.0,  # and co-mediators added by SQL
+        tile_fingerprint_s=0.0,  # and a change of the data behind the tiles
     )
 
 

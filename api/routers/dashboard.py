@@ -43,11 +43,11 @@ def dashboard_view(
     """Per district, street or community: grids, managers, mediators, volunteers, care-ratio
     compliance, incidents open/closed, median minutes to dispatch and on-site, mediation
     success. Sortable; ``format=csv|xlsx`` exports the same rows."""
-    prefix, name = area_prefix(session, user, area)
+    prefix, name = area_prefix(session, user, area)  # within the caller's scope
     status, _ = grid_status(
-        shortage(session, level="grid", scope=user.area), k=settings.small_count_k
+        shortage(session, level="grid", scope=prefix or None), k=settings.small_count_k
     )
-    table = dashboard(status, incident_frame(session, user.area), level)
+    table = dashboard(status, incident_frame(session, prefix or None), level)
     table = table[table["code"].str.startswith(prefix)]
     names = area_frame(session, prefix)[["code", "name"]]
     table = table.merge(names, on="code", how="left")
@@ -85,6 +85,7 @@ def tile(
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     area: AreaQ = None,
 ) -> Response:
@@ -93,7 +94,9 @@ def tile(
     if x >= 2**z or y >= 2**z:
         raise NotFound(f"no tile {z}/{x}/{y}", code="tile-not-found")
     prefix, _ = area_prefix(session, user, area)
-    data = mvt_tile(session, layer, z, x, y, prefix)
+    data = mvt_tile(
+        session, layer, z, x, y, prefix, fingerprint_max_age=settings.tile_fingerprint_s
+    )
     return Response(
         data,
         media_type="application/vnd.mapbox-vector-tile",

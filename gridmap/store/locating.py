@@ -118,11 +118,19 @@ class CurrentGrids:
             self._rechecking = False
 
     def refresh(self, session: Session) -> Current:
+        """The lookup data of the grids current now. One request builds it when the stamp
+        changed (one build per process, not one per waiting request); while it builds, other
+        requests answer from the previous grids if there are any (a province's 100,000
+        grids take ≈ 50 s: lookups must not stall that long after every publish), and wait
+        for the build only when there is nothing to answer from yet."""
         checked = time.monotonic()
         stamp = tuple(session.execute(_STAMP).one())
         entry = self._entry
         if entry is None or entry[0] != stamp:
-            with self._lock:  # one build per process, not one per waiting request
+            if not self._lock.acquire(blocking=entry is None):
+                assert entry is not None
+                return entry[1]  # being rebuilt by another request: not re-checked yet
+            try:
                 entry = self._entry
                 if entry is None or entry[0] != stamp:
                     entry = self._entry = (stamp, _build_current(session))
@@ -131,6 +139,8 @@ class CurrentGrids:
                     # for ~100 ms in the middle of lookups (the old index is still freed by
                     # reference counting).
                     gc.freeze()
+            finally:
+                self._lock.release()
         self._checked = checked
         return entry[1]
 

@@ -140,15 +140,25 @@ def _num(value: Any) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def current_grids(session: Session) -> pd.DataFrame:
-    """Current grids: code, households, lon/lat of a point on the surface."""
+def current_grids(session: Session, prefix: str | None = None) -> pd.DataFrame:
+    """Current grids (those whose code starts with ``prefix``, when given): code, households,
+    lon/lat of a point on the surface. Raises NotFound only when nothing is published at all."""
+    like = (prefix or "").replace("%", "").replace("_", r"\_") + "%"
     rows = session.execute(
         text(
-            "SELECT code, households, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
-            "FROM grid WHERE valid_from IS NOT NULL AND valid_to IS NULL ORDER BY code"
-        )
+            "SELECT code, households, ST_X(p), ST_Y(p) FROM (SELECT code, households, "
+            "ST_PointOnSurface(geom) AS p FROM grid WHERE valid_from IS NOT NULL "
+            "AND valid_to IS NULL AND code LIKE :like) g ORDER BY code"
+        ),
+        {"like": like},
     ).all()
-    if not rows:
+    if not rows and (
+        not prefix
+        or session.execute(
+            text("SELECT 1 FROM grid WHERE valid_from IS NOT NULL AND valid_to IS NULL LIMIT 1")
+        ).first()
+        is None
+    ):
         raise NotFound(
             "no published grids: run `gridmap grid --all` and publish first", code="no-grids"
         )
@@ -359,9 +369,7 @@ def shortage(
     session: Session, *, level: str = "grid", scope: str | None = None, quotas: Quotas | None = None
 ) -> pd.DataFrame:
     """Quota status per grid, or rolled up per community, street or district."""
-    grids = current_grids(session)
-    if scope:
-        grids = grids[grids["code"].str.startswith(scope)]
+    grids = current_grids(session, scope)  # filtered in SQL: a city of a province, not all
     postings = pd.DataFrame(
         session.execute(
             text(
