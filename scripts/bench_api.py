@@ -288,6 +288,35 @@ def db_locate(points: np.ndarray) -> tuple[list[float], Counter[str], int]:
     return ms, status, edges
 
 
+def wrk_locate(base: str, token: str, rate: float, seconds: float) -> dict[str, Any] | None:
+    """``GET /api/v1/locate`` at ``rate`` req/s from 10 connections with wrk (a C client: the
+    Python client above takes a share of the same two cores), ``None`` when wrk is missing.
+    Latency is wrk's, per request from send (``benchmarks/locate_200rps.lua``)."""
+    exe = shutil.which("wrk")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "locate_200rps.lua"
+    if exe is None or not script.exists():
+        return None
+    env = {"GRIDMAP_TOKEN": token, "RATE": f"{rate:g}", "CONNS": "10", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [exe, "-t1", "-c10", f"-d{seconds:g}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=False,
+    )
+    out: dict[str, Any] = {"raw": done.stdout[-2000:]}
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in ("p50", "p90", "p95", "p99", "p99.9", "max"):
+            out[parts[0]] = float(parts[1])
+        elif line.startswith("requests "):
+            out["requests"] = int(parts[1])
+            out["rate"] = float(parts[6])
+            out["non_2xx"] = int(line.rsplit("status ", 1)[1].split(",")[0])
+    return out if "p99" in out else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--base-url", default="http://127.0.0.1:8000")
@@ -327,6 +356,14 @@ def main() -> None:
     done = sum(a["status"].values())
     print(f"    answers {dict(a['status'])}; achieved {done / a['wall']:.1f} req/s", flush=True)
 
+    wrk = wrk_locate(args.base_url, headers["Authorization"][7:], args.rate, args.seconds)
+    if wrk is not None:
+        print(
+            f"(a2) locate with wrk: {wrk['requests']} requests at {wrk['rate']:.1f} req/s, "
+            f"{wrk['non_2xx']} answers not 200 (points outside every grid: 422)",
+            flush=True,
+        )
+
     print(
         f"(b) recommend + dispatch + cancel: {args.claims} incidents, one at a time …", flush=True
     )
@@ -354,6 +391,11 @@ def main() -> None:
     print(row("locate HTTP, one at a time", seq_ms, seq_status.get("200", 0)))
     print(row(f"locate HTTP {args.rate:g}/s, from send", a["sent"], ok_a, err_a))
     print(row(f"locate HTTP {args.rate:g}/s, from schedule", a["sched"], ok_a, err_a))
+    if wrk is not None:
+        print(
+            f"{f'locate HTTP {args.rate:g}/s, wrk':<34} {wrk['requests']:>6} {'':>6} {'':>5} "
+            f"{wrk['p50']:>8.2f} {wrk['p95']:>8.2f} {wrk['p99']:>8.2f} {wrk['max']:>8.2f}"
+        )
     print(row("recommendation HTTP", t["rec"]))
     print(row("dispatch HTTP (claim best free)", t["disp"]))
     print(row("recommendation + dispatch best", t["both"]))
