@@ -249,9 +249,11 @@ def record_audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """Append one audit row in the caller's transaction (so it commits with the change)."""
-    session.add(
-        AuditLog(
+    """Append one audit row in the caller's transaction (so it commits with the change).
+    A plain INSERT, not an ORM object: no unit-of-work flush on the hot paths (dispatch,
+    transitions), same row."""
+    session.execute(
+        insert(AuditLog).values(
             actor=actor,
             action=action,
             object_type=object_type,

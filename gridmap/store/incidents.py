@@ -446,11 +446,15 @@ def _set_status(
     statement) with its event."""
     check_transition(inc["status"], to)
     mediator = ", mediator_id = :p" if mediator_id is not None else ""
-    session.execute(
-        text(f"UPDATE incident SET status = :s, updated_at = now(){mediator} WHERE id = :i"),
-        {"s": to, "i": inc["id"], "p": mediator_id},
+    session.execute(  # the change and its event in one round trip
+        text(
+            f"WITH moved AS (UPDATE incident SET status = :s, updated_at = now(){mediator} "
+            "WHERE id = :i RETURNING id) "
+            "INSERT INTO incident_event (incident_id, actor, from_status, to_status, note) "
+            "SELECT id, :a, :f, :s, :n FROM moved"
+        ),
+        {"s": to, "i": inc["id"], "p": mediator_id, "a": actor, "f": inc["status"], "n": note},
     )
-    _event(session, inc["id"], actor, inc["status"], to, note)
     inc["status"] = to
 
 
