@@ -13,6 +13,7 @@ group's grids change, so only their share of the objective is compared.
 from __future__ import annotations
 
 import numpy as np
+import shapely
 
 from gridmap.gridding_atoms import Atoms, UnitSet
 from gridmap.gridding_bisect import bisect_region
@@ -24,6 +25,9 @@ __all__ = ["regroup"]
 
 REGROUP_E = 0.10  # a grid this far off the mean households is re-partitioned with neighbours
 ROUNDS = 3  # re-partitions per community at most
+SMALL_GROUPS = 0  # if > 0, after the grid's whole neighbourhood the grid with this many
+# neighbours furthest off the mean the other way is tried too (2 with ROUNDS 5: CV p90
+# 0.059 → 0.055 on the Yichang scenario, alignment −0.002, ≈ +10 % CPU)
 
 
 def _group_score(at: Atoms, parts: list[np.ndarray], mean: float, scale: float) -> float:
@@ -65,9 +69,16 @@ def regroup(
         for g in np.argsort(-np.abs(e), kind="stable"):
             if abs(e[g]) < REGROUP_E:
                 break
-            cand = tuple(sorted([int(g), *np.flatnonzero(adj[g]).tolist()]))
-            if 2 <= len(cand) < n and cand not in tried:
-                group = cand
+            nb = np.flatnonzero(adj[g])
+            cands = [tuple(sorted([int(g), *nb.tolist()]))]
+            if SMALL_GROUPS:
+                opp = nb[np.argsort(e[nb] * np.sign(e[g]), kind="stable")][:SMALL_GROUPS]
+                cands.append(tuple(sorted([int(g), *opp.tolist()])))
+            for cand in cands:
+                if 2 <= len(cand) < n and cand not in tried:
+                    group = cand
+                    break
+            if group is not None:
                 break
         if group is None:
             break
@@ -76,7 +87,7 @@ def regroup(
         region = np.concatenate([leaves[g] for g in group])
         try:
             parts = bisect_region(work, region, len(group), uset)
-        except ValueError:
+        except (ValueError, shapely.errors.GEOSException):  # an attempt on a copy: skip it
             continue
         parts = fix_contiguity(work, parts)
         if any(len(p) == 0 or len(components(work, p)) > 1 for p in parts) or (
