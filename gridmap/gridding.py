@@ -12,7 +12,9 @@ Last, single atoms move between neighbouring grids while that improves compactne
 length on the roads together (:mod:`gridmap.gridding_polish`); then boundary blocks between
 neighbouring grids of unequal households are cut between their units so that the part facing
 the emptier grid changes hands, when that improves the same objective
-(:mod:`gridmap.gridding_balance`), and the atoms are polished again.
+(:mod:`gridmap.gridding_balance`), and the atoms are polished again. Last, a grid still 10 % or
+more off the mean households is bisected afresh together with all its neighbours, on a copy of
+the atoms, and the copy is kept when it scores better (:mod:`gridmap.gridding_regroup`).
 With :data:`LLOYD` (off by default: after the balancing cuts it no longer pays for its time), a
 copy also goes through capacity-constrained Lloyd steps on the atoms
 (:mod:`gridmap.gridding_lloyd`), repair and polishing, and replaces the polished grids only
@@ -55,6 +57,7 @@ from gridmap.gridding_blocks import build_atoms
 from gridmap.gridding_lloyd import copy_atoms, grid_figures, lloyd
 from gridmap.gridding_polish import polish
 from gridmap.gridding_quality import grid_quality, polsby_popper
+from gridmap.gridding_regroup import regroup
 from gridmap.gridding_repair import components, fix_contiguity, merge_slivers
 
 __all__ = [
@@ -72,6 +75,7 @@ POLISH = True  # move single atoms between neighbouring grids after the repairs
 REFINE_PASSES = 2  # passes re-cutting neighbouring pairs after the recursive bisection
 BALANCE = True  # cut boundary blocks between neighbouring grids to even out households
 LLOYD = False  # also try capacity-constrained Lloyd steps on the atoms; keep the better grids
+REGROUP = True  # bisect a badly unbalanced grid and its neighbours afresh; keep if better
 
 
 def _units(units: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -218,6 +222,8 @@ def _improve(
         cut = balance(at, best, uset, small)
         if any(len(a) != len(b) or (a != b).any() for a, b in zip(cut, best, strict=True)):
             best = polish(at, cut, small)  # unchanged grids are already polished
+    if REGROUP:
+        at, best = regroup(at, best, uset, small)
     if not LLOYD:
         return at, best
     work = copy_atoms(at)

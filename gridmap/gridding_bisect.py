@@ -22,7 +22,7 @@ from gridmap.gridding_lines import apply_line, best_line
 from gridmap.gridding_repair import between_grids, connected, reconnect
 from gridmap.gridding_score import CLEAR, MU, NU, clip_low, half_planes, predict
 
-__all__ = ["partition", "refine"]
+__all__ = ["bisect_region", "partition", "refine"]
 
 SNAP_TOL = 0.02  # a cut along roads may leave this relative household error per grid
 REFINE_BELOW = 0.3  # only pairs scoring below this are re-cut (imbalanced or ragged)
@@ -341,7 +341,12 @@ def _bisect_single(
 
 def partition(at: Atoms, n: int, uset: UnitSet) -> list[np.ndarray]:
     """Recursively bisect all atoms into ``n`` regions (lists of atom ids)."""
-    todo = [(np.flatnonzero(at.alive), n)]
+    return bisect_region(at, np.flatnonzero(at.alive), n, uset)
+
+
+def bisect_region(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> list[np.ndarray]:
+    """Recursively bisect the atoms ``region`` into ``n`` regions (lists of atom ids)."""
+    todo = [(region, n)]
     leaves = []
     while todo:
         region, k = todo.pop()

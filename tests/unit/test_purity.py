@@ -39,6 +39,7 @@ PURE = [
     "gridmap.scenario_province",
     "gridmap.gridding_lloyd",
     "gridmap.gridding_polish",
+    "gridmap.gridding_regroup",
     "gridmap.disclosure",
     "gridmap.supervision",
     "gridmap.stats",
