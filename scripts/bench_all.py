@@ -250,8 +250,11 @@ def run_one(name: str, argv: list[str], base: str | None, timeout: float) -> dic
     except subprocess.TimeoutExpired as exc:
         code, out, err = -9, str(exc.stdout or ""), f"timed out after {timeout:g} s"
     wall = time.perf_counter() - t
+    here = str(ROOT) + "/"  # logs and figures name files relative to the repository
+    out, err = out.replace(here, ""), err.replace(here, "")
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    (OUT / "logs" / f"{name}.txt").write_text(f"$ {' '.join(cmd)}\n{out}\n--- stderr\n{err}")
+    log = f"$ {' '.join(cmd).replace(here, '')}\n{out}\n--- stderr\n{err}"
+    (OUT / "logs" / f"{name}.txt").write_text(log)
     lines = [ln.rstrip() for ln in out.splitlines() if ln.strip()]
     res: dict[str, Any] = {
         "command": " ".join(cmd[1:]),
