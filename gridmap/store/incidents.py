@@ -25,7 +25,7 @@ from gridmap.dispatch import (
 )
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.store.areas import record_audit
-from gridmap.store.locating import locate_current
+from gridmap.store.locating import locate_current, miss
 
 __all__ = [
     "claim",
@@ -121,16 +121,7 @@ def locate(
         swapped = abs(lon) <= 90 and (
             _grid_at(session, lat, lon, at) is not None or _in_service_area(session, lat, lon)
         )
-        if swapped:
-            raise InvalidInput(
-                "the point is outside the service area, but swapping lon and lat "
-                "puts it inside: send lon first, then lat",
-                code="probable-lat-lon-swap",
-            )
-        raise InvalidInput(
-            "the point is outside every published grid of the service area",
-            code="outside-service-area",
-        )
+        raise miss(swapped)
     near = (
         session.execute(
             text(f"""

@@ -187,6 +187,20 @@ def _build_current(session: Session) -> Current:
 CURRENT = CurrentGrids()
 
 
+def miss(swapped: bool) -> InvalidInput:
+    """The 422 for a point in no grid (the same from the index and from PostGIS)."""
+    if swapped:
+        return InvalidInput(
+            "the point is outside the service area, but swapping lon and lat "
+            "puts it inside: send lon first, then lat",
+            code="probable-lat-lon-swap",
+        )
+    return InvalidInput(
+        "the point is outside every published grid of the service area",
+        code="outside-service-area",
+    )
+
+
 def answer(current: Current, lon: float, lat: float, near_m: float = 20.0) -> dict[str, Any]:
     """The locate answer for a WGS84 point, in process; a miss raises the same 422 as the
     database path: ``probable-lat-lon-swap`` when the swapped point lies in a grid or a
@@ -198,16 +212,7 @@ def answer(current: Current, lon: float, lat: float, near_m: float = 20.0) -> di
             index.locate_xy(lat, lon) >= 0
             or bool(shapely.intersects_xy(current.districts, lat, lon).any())
         )
-        if swapped:
-            raise InvalidInput(
-                "the point is outside the service area, but swapping lon and lat "
-                "puts it inside: send lon first, then lat",
-                code="probable-lat-lon-swap",
-            )
-        raise InvalidInput(
-            "the point is outside every published grid of the service area",
-            code="outside-service-area",
-        )
+        raise miss(swapped)
     near = index.near_xy(lon, lat, i, near_m)
     return current.attrs[str(index.codes[i])] | {
         "near_boundary": bool(near),
