@@ -93,12 +93,7 @@ HEADLINE = {  # benchmark: start of the output lines that say ours vs the peer
     "maps": ("gridmap coverage", "stock Folium"),
     "dispatch": ("1→20",),
     "staffing": ("total exact",),
-    "api": (
-        "locate HTTP, one at a time",
-        "locate HTTP 200/s",
-        "recommendation + ",
-        "HTTP/DB locate ratio",
-    ),
+    "api": ("locate HTTP 200/s, wrk", "locate HTTP 200/s, from send", "recommendation + "),
     "loadtest": ("total ",),
     "batch": ("speed-up",),
     "province": ("gridding 1 city", "province index", "locate 1,", "peak resident"),
