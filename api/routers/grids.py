@@ -24,8 +24,11 @@ class GriddingRequest(Body):
     community: str | None = Field(None, pattern=r"^[0-9]{12}$")
     district: str | None = Field(None, pattern=r"^[0-9]{6,9}$")
     all: bool = False
-    households_per_grid: float | None = Field(None, ge=1, le=100_000)
-    grids: int | None = Field(None, ge=1, le=999)
+    # bounds that keep one request to seconds of work: a grid of a handful of households is
+    # no grid (1 per grid, found by fuzzing, kept a worker busy for minutes), and no community
+    # needs hundreds of grids (Yichang's largest has 15)
+    households_per_grid: float | None = Field(None, ge=20, le=100_000)
+    grids: int | None = Field(None, ge=1, le=200)
 
     @model_validator(mode="after")
     def _one_target(self) -> GriddingRequest:

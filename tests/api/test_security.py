@@ -263,6 +263,9 @@ def test_strict_bodies_and_query_times(world: dict[str, Any], server: str) -> No
     assert r.status_code == 422  # false is not a number
     tiny = {"all": True, "households_per_grid": 5e-324}  # was a 500 (infinitely many grids)
     assert httpx.post(f"{server}/api/v1/gridding", json=tiny, headers=h).status_code == 422
+    for heavy in ({"households_per_grid": 1.0}, {"grids": 999}):  # minutes of work: refused
+        r = httpx.post(f"{server}/api/v1/gridding", json={"all": True, **heavy}, headers=h)
+        assert r.status_code == 422 and next(iter(heavy)) in r.json()["detail"]
     r = httpx.get(f"{server}/api/v1/audit", params={"since": "0.5"}, headers=h)
     assert r.status_code == 422 and "ISO 8601" in r.text
     ok = httpx.get(f"{server}/api/v1/audit", params={"since": "2026-01-01"}, headers=h)
