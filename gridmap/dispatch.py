@@ -178,7 +178,6 @@ def _skip(
     status = str(r.get("status", ""))
     n, cap = _number(r.get("open_cases")), _number(r.get("caseload_cap"))
     n = 0.0 if math.isnan(n) else n
-    seen = _utc(r.get("position_at"))
     if not roles & _roles(r.get("roles", "")):
         return "ROLE_MISMATCH", f"roles {r.get('roles', '')!r}"
     if status == "busy":
@@ -187,6 +186,7 @@ def _skip(
         return "OFF_DUTY", f"status {status!r}"
     if not math.isnan(cap) and n >= cap:
         return "OVER_CAPACITY", f"{n:.0f} open cases, cap {cap:.0f}"
+    seen = _utc(r.get("position_at"))
     if seen is None or now - seen > stale or not math.isfinite(dist):
         return "STALE_POSITION", f"position at {pd.Timestamp(seen) if seen else 'NaT'}"
     if dist > radius:
@@ -240,7 +240,7 @@ def recommend(
     grid = None if _missing(incident.get("grid")) else str(incident["grid"])
     category = service_code(str(incident.get("category", "other")))
     roles = set(eligible_roles)
-    now_utc = _utc(now or datetime.now(UTC)) or datetime.now(UTC)
+    now_utc = _utc(now) or datetime.now(UTC)
     near = {str(g) for g in adjacency.get(grid, ())} if grid else set()
     community = community_of.get(grid) if grid else None
     crs = graph.metric_crs if graph is not None and graph.metric_crs else metric_crs_for(lon, lat)

@@ -33,8 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 OUT = ROOT / "benchmarks"
@@ -218,15 +216,9 @@ def service(log: Path) -> Any:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(120):
-                try:
-                    if httpx.get(base + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError(f"gridmap serve exited: see {log}")
-                time.sleep(0.5)
+            from bench_api import wait_until_serving  # scripts/ is on the path (see __main__)
+
+            wait_until_serving(proc, base, log)
             yield base
         finally:
             proc.terminate()

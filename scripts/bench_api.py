@@ -68,6 +68,22 @@ def get_token(user: str) -> str:
     return token
 
 
+def wait_until_serving(
+    proc: subprocess.Popen[Any], base: str, log: Path, attempts: int = 120
+) -> None:
+    """Poll ``/health`` every 0.5 s until the server answers 200 (at most ``attempts``
+    times); ``RuntimeError`` when the server process exits first."""
+    for _ in range(attempts):
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"gridmap serve exited: see {log}")
+        time.sleep(0.5)
+
+
 def pct(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 

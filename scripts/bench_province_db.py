@@ -50,6 +50,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_api import wait_until_serving  # noqa: E402
+
 PHASES = ("load", "grid", "incidents", "serve")
 ZOOMS = (8, 10, 12, 14, 16)
 
@@ -395,7 +399,6 @@ def _tile_sets(url: str, n: int, seed: int = 7) -> dict[int, list[tuple[int, int
 
 
 def phase_serve(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    import httpx
     import numpy as np
     from sqlalchemy.orm import Session
 
@@ -469,15 +472,10 @@ def phase_serve(args: argparse.Namespace, url: str) -> dict[str, Any]:
     started = time.perf_counter()
     base = f"http://127.0.0.1:{args.port}"
     try:
-        for _ in range(240):
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                sys.exit(f"gridmap serve exited: see {log}")
-            time.sleep(0.5)
+        try:
+            wait_until_serving(proc, base, log, attempts=240)
+        except RuntimeError as exc:
+            sys.exit(str(exc))
         res["server_up_s"] = round(time.perf_counter() - started, 1)
         time.sleep(2)  # let the start-up page build begin
         res["server_rss_idle_mb"] = round(watch.now_mb())

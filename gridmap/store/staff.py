@@ -224,6 +224,19 @@ def staff_inputs(session: Session) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     return grids, people, crs
 
 
+def _figures(result: Assignment) -> dict[str, Any]:
+    """What every assignment summary reports of the result (moves, gaps, cost, optimality)."""
+    return {
+        "moves": len(result.moves),
+        "unfilled_minimum_slots": int(result.unfilled["missing"].sum())
+        if len(result.unfilled)
+        else 0,
+        "coverage": round(result.coverage, 4),
+        "total_cost_m": round(result.total_cost_m),
+        "certified_optimal": bool(result.certified),
+    }
+
+
 def save_staff_postings(
     session: Session, staff: pd.DataFrame, result: Assignment, *, user: str, how: str
 ) -> dict[str, Any]:
@@ -232,13 +245,7 @@ def save_staff_postings(
     summary = {
         "people": len(staff),
         "postings": len(result.postings),
-        "moves": len(result.moves),
-        "unfilled_minimum_slots": int(result.unfilled["missing"].sum())
-        if len(result.unfilled)
-        else 0,
-        "coverage": round(result.coverage, 4),
-        "total_cost_m": round(result.total_cost_m),
-        "certified_optimal": bool(result.certified),
+        **_figures(result),
         "cost": "straight_line_m",
         "how": how,
     }
@@ -320,13 +327,7 @@ def run_assignment(
         "grids": len(grids),
         "people": len(people),
         "postings": len(result.postings) + int(vol_grid.notna().sum()),
-        "moves": len(result.moves),
-        "unfilled_minimum_slots": int(result.unfilled["missing"].sum())
-        if len(result.unfilled)
-        else 0,
-        "coverage": round(result.coverage, 4),
-        "total_cost_m": round(result.total_cost_m),
-        "certified_optimal": bool(result.certified),
+        **_figures(result),
         "cost": "road_m" if cost is not None else "straight_line_m",
         "moved": result.moves.to_dict(orient="records")[:200],
         "care_subjects": len(subjects),
