@@ -17,8 +17,18 @@ For every community of ``data/scenario/`` (EPSG:4546, ``DEFAULT_HOUSEHOLDS_PER_G
    equal areas give the longest). The share of that boundary that could lie on roads is then at
    most ``1 − cuts / boundary``. The chord is the cut's length only for cuts across a block;
    a cut around a corner can be shorter, so read this as an estimate.
+4. **Compact cells snapped to the road blocks, households ignored (a relaxation).** The
+   community is cut into ``n`` equal-area compact cells (k-means on a lattice of points, then
+   their Voronoi cells: no household balance at all); then every road block whose largest
+   share in one cell is at least ``tau`` goes whole to that cell, the other blocks stay cut
+   by the cells. ``tau`` > 1 leaves the compact cells as they are; ``tau`` = 0.5 moves every
+   block that one cell mostly holds. Printed: mean Polsby-Popper and road alignment per
+   ``tau``, the trade-off that the street network alone imposes on equal-sized compact grids.
+   Balancing households can only take shapes further from these cells, so a target pair
+   outside this frontier is not expected to be reachable with it (one construction, not an
+   optimum over all partitions: again an estimate).
 
-    .venv/bin/python scripts/gridding_bounds.py
+    .venv/bin/python scripts/gridding_bounds.py [--no-frontier]
 """
 
 from __future__ import annotations
@@ -43,10 +53,13 @@ from gridmap.gridding import (  # noqa: E402
     _units,
 )
 from gridmap.gridding_blocks import build_atoms  # noqa: E402
+from gridmap.gridding_quality import grid_quality, polsby_popper  # noqa: E402
 
 TARGET_CV = 0.05
 TARGET_PP = 0.70
+TARGET_ALIGN = 0.80
 ALIGN = 15.0
+TAUS = (1.01, 0.9, 0.8, 0.7, 0.6, 0.5)  # item 4: block share needed to move a block whole
 
 
 def best_cv(hh: np.ndarray, n: int, rng: np.random.Generator, restarts: int = 20) -> float:
@@ -89,7 +102,79 @@ def best_cv(hh: np.ndarray, n: int, rng: np.random.Generator, restarts: int = 20
     return best
 
 
+def compact_cells(part: shapely.Polygon, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` equal-area compact cells of ``part``: k-means on a point lattice, Voronoi cells."""
+    minx, miny, maxx, maxy = part.bounds
+    step = np.sqrt(part.area / (n * 80))
+    gx, gy = np.meshgrid(np.arange(minx, maxx, step), np.arange(miny, maxy, step))
+    pts = np.column_stack([gx.ravel(), gy.ravel()])
+    pts = pts[shapely.contains_xy(part, pts[:, 0], pts[:, 1])]
+    sites = pts[rng.choice(len(pts), n, replace=False)].copy()
+    for _ in range(30):
+        lab = np.argmin(((pts[:, None] - sites[None]) ** 2).sum(-1), axis=1)
+        sites = np.array(
+            [pts[lab == k].mean(0) if (lab == k).any() else sites[k] for k in range(n)]
+        )
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=part.buffer(500))
+    )
+    return shapely.intersection(cells, part)
+
+
+def snapped(blocks: np.ndarray, cells: np.ndarray, tau: float) -> np.ndarray:
+    """Cells with every block that one cell holds ``tau`` or more of moved to it whole."""
+    overlap = shapely.area(shapely.intersection(blocks[:, None], cells[None]))
+    share = overlap / np.maximum(overlap.sum(1, keepdims=True), 1e-9)
+    pieces: list[list] = [[] for _ in cells]
+    for i, block in enumerate(blocks):
+        k = int(np.argmax(share[i]))
+        if share[i, k] >= tau:
+            pieces[k].append(block)
+            continue
+        for j in np.flatnonzero(overlap[i] > 1e-6):
+            pieces[j].append(shapely.intersection(block, cells[j]))
+    grids = np.asarray([shapely.union_all(p) for p in pieces if p], dtype=object)
+    return grids[~shapely.is_empty(grids)]
+
+
+def frontier(comms: list, units: list, roads: list) -> None:
+    """Item 4: mean Polsby-Popper and road alignment of compact cells snapped to blocks."""
+    road_arr = np.asarray(roads, dtype=object)
+    tree = shapely.STRtree(road_arr)
+    rng = np.random.default_rng(0)
+    pp: dict[float, list] = {t: [] for t in TAUS}
+    al: dict[float, list] = {t: [] for t in TAUS}
+    for geom, u in zip(comms, units, strict=True):
+        n = max(1, round(float(np.sum(u["households"])) / DEFAULT_HOUSEHOLDS_PER_GRID))
+        if n < 2:
+            continue
+        part = max(shapely.get_parts(geom), key=lambda p: p.area)
+        near = road_arr[tree.query(geom.buffer(20))]
+        xy, hh, res, foot = _units(u)
+        origin = np.array(part.centroid.coords[0])
+        ra = _roads(near)
+        uset = _unit_set(xy, hh, res, foot, origin, _directions(ra, part))
+        blocks = np.asarray(build_atoms(part, ra, uset, np.arange(len(hh)), origin).geoms)
+        cells = compact_cells(part, n, rng)
+        for t in TAUS:
+            grids = snapped(blocks, cells, t)
+            pp[t].extend(polsby_popper(grids))
+            al[t].append(grid_quality(part, grids, u, near)["road_alignment"])
+    print(
+        "4. compact equal-area cells snapped to road blocks, households ignored "
+        f"(targets: PP ≥ {TARGET_PP}, alignment ≥ {TARGET_ALIGN}):"
+    )
+    for t in TAUS:
+        what = "cells as they are" if t > 1 else f"blocks with ≥ {t:.0%} in one cell go whole"
+        print(f"   {what:<40} PP mean {np.mean(pp[t]):.3f}  alignment mean {np.mean(al[t]):.3f}")
+
+
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--no-frontier", action="store_true", help="skip item 4 (about a minute)")
+    args = ap.parse_args()
     comms, units, roads, _ = scenario_city()
     road_arr = np.asarray(roads, dtype=object)
     tree = shapely.STRtree(road_arr)
@@ -142,6 +227,8 @@ def main() -> None:
         f"{al.mean():.3f}  median {np.median(al):.3f}  p10 {np.percentile(al, 10):.3f}; "
         f"communities under 0.80: {int((al < 0.8).sum())} of {len(al)}"
     )
+    if not args.no_frontier:
+        frontier(comms, units, roads)
 
 
 if __name__ == "__main__":
