@@ -114,9 +114,10 @@ def grid_jobs(
     client: Any = None,
     households_per_grid: float | None = None,
     n_grids: int | None = None,
+    prefer: str | None = None,
 ) -> list[GridOutcome]:
     """Grid many communities (one task each); same outcomes as running them one by one."""
-    fn = partial(run_job, households_per_grid=households_per_grid, n_grids=n_grids)
+    fn = partial(run_job, households_per_grid=households_per_grid, n_grids=n_grids, prefer=prefer)
     return list(dask_map(client)(fn, jobs))
 
 

@@ -50,6 +50,13 @@ def batch_grid(
     households_per_grid: Annotated[
         float | None, typer.Option(help="target households per grid (default 250)")
     ] = None,
+    prefer: Annotated[
+        str | None,
+        typer.Option(
+            help="where targets conflict: balance (default: even households), streets (edges "
+            "on roads first) or compact (roads ignored); see docs/gridding.md"
+        ),
+    ] = None,
     scheduler: Scheduler = None,
     workers: Workers = None,
     user: Annotated[str, typer.Option(help="who is gridding (audit)")] = "cli",
@@ -73,6 +80,7 @@ def batch_grid(
                     chosen,
                     user=user,
                     households_per_grid=households_per_grid,
+                    prefer=prefer,
                     progress=lambda _code: bar.update(1),
                     map_jobs=dask_map(client),
                 )

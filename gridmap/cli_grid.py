@@ -28,6 +28,13 @@ def grid(
         float | None, typer.Option(help="target households per grid (default 250)")
     ] = None,
     grids: Annotated[int | None, typer.Option(help="exact number of grids (one community)")] = None,
+    prefer: Annotated[
+        str | None,
+        typer.Option(
+            help="where targets conflict: balance (default: even households), streets (edges "
+            "on roads first) or compact (roads ignored); see docs/gridding.md"
+        ),
+    ] = None,
     user: Annotated[str, typer.Option(help="who is gridding (audit)")] = "cli",
 ) -> None:
     """Grid the chosen communities into a new draft version (see `gridmap grid publish`)."""
@@ -46,6 +53,7 @@ def grid(
             user=user,
             households_per_grid=households_per_grid,
             n_grids=grids,
+            prefer=prefer,
         )
     except GridmapError as exc:
         fail(exc)
@@ -68,6 +76,7 @@ def grid_communities(
     user: str = "cli",
     households_per_grid: float | None = None,
     n_grids: int | None = None,
+    prefer: str | None = None,
 ) -> Any:
     from gridmap.store.db import session_scope
     from gridmap.store.grids import run_gridding, select_communities
@@ -81,6 +90,7 @@ def grid_communities(
                 user=user,
                 households_per_grid=households_per_grid,
                 n_grids=n_grids,
+                prefer=prefer,
                 progress=lambda _code: bar.update(1),
             )
 

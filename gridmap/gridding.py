@@ -56,6 +56,7 @@ from gridmap.gridding_bisect import partition, refine
 from gridmap.gridding_blocks import build_atoms
 from gridmap.gridding_lloyd import copy_atoms, grid_figures, lloyd
 from gridmap.gridding_polish import polish
+from gridmap.gridding_prefs import preferring
 from gridmap.gridding_quality import grid_quality, polsby_popper
 from gridmap.gridding_regroup import regroup
 from gridmap.gridding_repair import components, fix_contiguity, merge_slivers
@@ -247,6 +248,7 @@ def grid_community(
     n_grids: int | None = None,
     roads: Any = None,
     crs: Any = None,
+    prefer: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Partition a community (metric CRS) into household-balanced, compact grids.
 
@@ -261,6 +263,9 @@ def grid_community(
     n_grids : exact number of grids instead of K.
     roads : road and river lines near the community (metric); grid edges prefer them.
     crs : CRS of the result; defaults to the units' CRS when they are a GeoDataFrame.
+    prefer : what gives way where the targets conflict (:mod:`gridmap.gridding_prefs`):
+        ``balance`` (default), ``streets`` (edges on the roads first) or ``compact`` (roads
+        ignored).
 
     Returns
     -------
@@ -268,6 +273,27 @@ def grid_community(
     ``residents``, ``n_units`` and one Polygon per grid; ``attrs["unit_seq"]`` gives each
     unit's grid ``seq``.
     """
+    with preferring(prefer) as chosen:
+        return _grid_community(
+            community,
+            units,
+            households_per_grid=households_per_grid,
+            n_grids=n_grids,
+            roads=roads if chosen.use_roads else None,
+            crs=crs,
+        )
+
+
+def _grid_community(
+    community: BaseGeometry,
+    units: Any,
+    *,
+    households_per_grid: float | None,
+    n_grids: int | None,
+    roads: Any,
+    crs: Any,
+) -> gpd.GeoDataFrame:
+    """:func:`grid_community` with the preference's prices in force."""
     if households_per_grid is not None and n_grids is not None:
         raise InvalidInput("give households_per_grid or n_grids, not both", code="invalid-target")
     if n_grids is not None and int(n_grids) < 1:
@@ -345,6 +371,7 @@ def grid_community_wgs84(
     households_per_grid: float | None = None,
     n_grids: int | None = None,
     roads: Any = None,
+    prefer: str | None = None,
 ) -> gpd.GeoDataFrame:
     """:func:`grid_community` for WGS84 lon/lat input; grids come back in EPSG:4326.
 
@@ -384,6 +411,7 @@ def grid_community_wgs84(
         n_grids=n_grids,
         roads=road_m,
         crs=metric,
+        prefer=prefer,
     )
     out = grids.set_geometry(
         transform_geometry(np.asarray(grids.geometry.values), metric, "wgs84"), crs="EPSG:4326"

@@ -6,8 +6,9 @@ households differ, an atom of the fuller grid touching the other one is cut by a
 through a gap between its units, roughly parallel to the pair's common edge, so that the part
 facing the emptier grid holds about half the difference; that part changes grid. Each candidate
 cut is planned (not applied) and scored exactly with the polishing objective (Polsby-Popper
-summed, less ``NU`` × squared relative household errors and ``MU`` per typical grid side of
-edge off the roads); the best improving cut of a pair is applied. Both grids stay connected.
+summed, less ``NU`` × squared relative household errors and the preference's ``polish_mu``
+per typical grid side of edge off the roads); the best improving cut of a pair is applied. Both
+grids stay connected.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet, polygon_props
-from gridmap.gridding_polish import MU, NU
+from gridmap.gridding_polish import NU
+from gridmap.gridding_prefs import prices
 from gridmap.gridding_repair import between_grids
 from gridmap.gridding_score import CLEAR
 
@@ -120,7 +122,7 @@ def _gain(
         - _pp(ag, pg)
         - _pp(ah, ph)
         - NU * (eg2**2 + eh2**2 - eg**2 - eh**2)
-        - MU * d_off / scale
+        - prices().polish_mu * d_off / scale
     )
 
 

@@ -19,8 +19,9 @@ import shapely
 
 from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet
 from gridmap.gridding_lines import apply_line, best_line
+from gridmap.gridding_prefs import prices
 from gridmap.gridding_repair import between_grids, connected, reconnect
-from gridmap.gridding_score import CLEAR, MU, NU, clip_low, half_planes, predict
+from gridmap.gridding_score import CLEAR, NU, clip_low, half_planes, predict
 
 __all__ = ["bisect_region", "partition", "refine"]
 
@@ -260,7 +261,7 @@ def _propose(
     ) / n
     scale = np.sqrt(a_r.sum() / n)
     err = np.abs(cw - T) / (per * mn)
-    score = pred - MU * cut_nr / scale - NU * err**2
+    score = pred - prices().cut_mu * cut_nr / scale - NU * err**2
     ranked = np.argsort(-score, kind="stable")
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
@@ -376,11 +377,12 @@ def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: li
         hh.append(at.hh[ids].sum())
         areas.append(s0)
     cut = between_grids(at.Lnr, lab, len(leaves))
+    mu = prices().cut_mu
     out = []
     for i, j in pairs:
         scale = np.sqrt((areas[i] + areas[j]) / 2)
         err = abs(hh[i] - hh[j]) / max(hh[i] + hh[j], 1e-9)
-        out.append(float((preds[i] + preds[j]) / 2 - MU * cut[i, j] / scale - NU * err**2))
+        out.append(float((preds[i] + preds[j]) / 2 - mu * cut[i, j] / scale - NU * err**2))
     return out
 
 

@@ -84,7 +84,11 @@ def make_job(
 
 
 def run_job(
-    job: GridJob, *, households_per_grid: float | None = None, n_grids: int | None = None
+    job: GridJob,
+    *,
+    households_per_grid: float | None = None,
+    n_grids: int | None = None,
+    prefer: str | None = None,
 ) -> GridOutcome:
     """Grid one community and measure the result (pure; safe on any worker)."""
     grids = grid_community(
@@ -94,6 +98,7 @@ def run_job(
         n_grids=n_grids,
         roads=job.roads_m,
         crs=job.crs,
+        prefer=prefer,
     )
     q = grid_quality(job.community_m, grids, job.units, job.roads_m)
     wgs = transform_geometry(np.asarray(grids.geometry.values), job.crs, "wgs84")

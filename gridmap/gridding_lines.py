@@ -15,7 +15,8 @@ import numpy as np
 import shapely
 
 from gridmap.gridding_atoms import Atoms, UnitSet, polygon_props, union_atoms
-from gridmap.gridding_score import CLEAR, MU, NU, predict
+from gridmap.gridding_prefs import prices
+from gridmap.gridding_score import CLEAR, NU, predict
 
 __all__ = ["LineCut", "apply_line", "best_line"]
 
@@ -93,7 +94,7 @@ def best_line(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> LineCut |
     scale = np.sqrt(whole.area / n)
     score = (
         (n1 * predict(aA, pA, cA, n1) + n2 * predict(aB, pB, cB, n2)) / n
-        - MU * chord / scale
+        - prices().cut_mu * chord / scale
         - NU * err**2
     )
     score = np.where((kA == 1) & (kB == 1), score, -np.inf)  # a side in pieces: not this cut

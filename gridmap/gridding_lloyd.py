@@ -18,7 +18,8 @@ from dataclasses import replace
 import numpy as np
 
 from gridmap.gridding_atoms import Atoms, UnitSet
-from gridmap.gridding_polish import MU, NU
+from gridmap.gridding_polish import NU
+from gridmap.gridding_prefs import prices
 from gridmap.gridding_score import CLEAR
 
 __all__ = ["ITERS", "TOL", "copy_atoms", "grid_figures", "lloyd"]
@@ -201,8 +202,8 @@ def copy_atoms(at: Atoms) -> Atoms:
 
 def grid_figures(at: Atoms, leaves: list[np.ndarray]) -> tuple[float, float, float]:
     """The polishing objective of ``leaves`` (Polsby-Popper summed, less ``polish.NU`` ×
-    squared relative household errors and ``polish.MU`` per typical grid side off the roads),
-    the households' coefficient of variation and the mean Polsby-Popper."""
+    squared relative household errors and the preference's ``polish_mu`` per typical grid side
+    off the roads), the households' coefficient of variation and the mean Polsby-Popper."""
     n = len(leaves)
     ids = np.concatenate(leaves)
     lab = np.concatenate([np.full(len(lv), i) for i, lv in enumerate(leaves)])
@@ -215,5 +216,5 @@ def grid_figures(at: Atoms, leaves: list[np.ndarray]) -> tuple[float, float, flo
     e = (w - w.mean()) / max(w.mean(), 1e-12)
     off = (at.Lnr[np.ix_(ids, ids)] * ~same).sum() / 2
     pp = 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2
-    score = pp.sum() - NU * (e**2).sum() - MU * off / np.sqrt(area.sum() / n)
+    score = pp.sum() - NU * (e**2).sum() - prices().polish_mu * off / np.sqrt(area.sum() / n)
     return float(score), float(np.sqrt((e**2).mean())), float(pp.mean())

@@ -3,10 +3,11 @@
 After bisection and repair, each grid is a set of atoms. A move hands one atom on a grid's edge
 to a neighbouring grid. Its effect is known exactly from additive bookkeeping: a union of atoms
 has the sum of their areas, and the sum of their perimeters less twice their shared edges. The
-score of a community's grids is the sum of their Polsby-Popper values, minus :data:`NU` times the
-sum of their squared relative household errors, minus :data:`MU` per typical grid side of
-grid edge off the roads. Moves are applied greedily, best first, at most one per grid a round;
-a move must leave its grid connected, non-empty and above the sliver limit.
+score of a community's grids is the sum of their Polsby-Popper values, minus :data:`NU` times
+the sum of their squared relative household errors, minus the preference's ``polish_mu``
+(:mod:`gridmap.gridding_prefs`) per typical grid side of grid edge off the roads. Moves are
+applied greedily, best first, at most one per grid a round; a move must leave its grid
+connected, non-empty and above the sliver limit.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from gridmap.gridding_atoms import Atoms
+from gridmap.gridding_prefs import prices
 from gridmap.gridding_repair import connected
 
 __all__ = ["polish"]
 
 NU = 50.0  # price of the squared relative household error of a grid
-MU = 0.25  # price of grid edge off the roads, per typical grid side
 ROUNDS = 40  # rounds of moves at most
 MIN_GAIN = 1e-4
 
@@ -46,6 +47,7 @@ def polish(
     ew, enr = L[ei, ej], Lnr[ei, ej]
     mean = weight.sum() / n
     scale = np.sqrt(area.sum() / n)
+    mu = prices().polish_mu
     for _ in range(rounds):
         onehot = np.zeros((m, n))
         onehot[np.arange(m), lab] = 1.0
@@ -74,7 +76,7 @@ def polish(
             + ph
             - pp[h_i]
             - NU * (eg**2 + eh**2 - e[g_i] ** 2 - e[h_i] ** 2)
-            - MU * (own_nr[a_i] - Mnr[a_i, h_i]) / scale
+            - mu * (own_nr[a_i] - Mnr[a_i, h_i]) / scale
         )
         H = onehot.T @ hh
         ok = (gain > MIN_GAIN) & (H[g_i] - hh[a_i] >= min_households)

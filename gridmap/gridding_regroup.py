@@ -18,7 +18,8 @@ import shapely
 from gridmap.gridding_atoms import Atoms, UnitSet
 from gridmap.gridding_bisect import bisect_region
 from gridmap.gridding_lloyd import copy_atoms
-from gridmap.gridding_polish import MU, NU, _pp, polish
+from gridmap.gridding_polish import NU, _pp, polish
+from gridmap.gridding_prefs import prices
 from gridmap.gridding_repair import between_grids, components, fix_contiguity
 
 __all__ = ["regroup"]
@@ -42,7 +43,7 @@ def _group_score(at: Atoms, parts: list[np.ndarray], mean: float, scale: float) 
     perim = np.bincount(lab, at.perim[ids], r) - np.bincount(lab[i[same]], L[i, j][same], r)
     e = np.bincount(lab, at.hh[ids], r) / mean - 1
     off = at.Lnr[np.ix_(ids, ids)][i, j][~same].sum() / 2
-    return float(_pp(area, perim).sum() - NU * (e**2).sum() - MU * off / scale)
+    return float(_pp(area, perim).sum() - NU * (e**2).sum() - prices().polish_mu * off / scale)
 
 
 def regroup(

@@ -1,7 +1,8 @@
 """Scoring shared by the bisection sweeps and the straight cuts, and the cut geometry.
 
 A candidate cut is judged by the Polsby-Popper it predicts for the grids its two sides will
-become, minus :data:`MU` per typical grid side of cut off the roads and :data:`NU` times the
+become, minus the preference's ``cut_mu`` (:mod:`gridmap.gridding_prefs`) per typical grid side of
+cut off the roads and :data:`NU` times the
 squared relative household error per grid. These weights are the tuning knobs of the gridder.
 """
 
@@ -12,10 +13,9 @@ import shapely
 
 from gridmap.gridding_atoms import Atoms
 
-__all__ = ["CLEAR", "MU", "NU", "clip_low", "half_planes", "predict"]
+__all__ = ["CLEAR", "NU", "clip_low", "half_planes", "predict"]
 
 CLEAR = 0.25  # m: a cut passes at least this far from every unit point or footprint
-MU = 0.12  # price of a cut off the roads, per typical grid side of length
 NU = 50.0  # price of the squared relative household error
 OMEGA_EXP = 0.5  # the side's irregularity is diluted over its grids as n**-OMEGA_EXP
 

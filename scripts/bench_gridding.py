@@ -6,6 +6,7 @@ low-rise). Every community is projected to EPSG:4546 and gridded with
 ``DEFAULT_HOUSEHOLDS_PER_GRID`` households per grid. Prints figures; never asserts timings.
 
     .venv/bin/python scripts/bench_gridding.py [--synthetic] [--spopt N] [--k 250]
+        [--prefer balance|streets|compact]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from gridmap.crs import to_metric  # noqa: E402
 from gridmap.gridding import DEFAULT_HOUSEHOLDS_PER_GRID, grid_community  # noqa: E402
+from gridmap.gridding_prefs import PREFERENCES  # noqa: E402
 from gridmap.gridding_quality import grid_quality, polsby_popper  # noqa: E402
 
 METRIC = "EPSG:4546"
@@ -130,14 +132,18 @@ def scenario_city(folder: Path = SCENARIO) -> tuple[list, list, list, np.ndarray
     return list(comm_m), units, road_m, codes
 
 
-def run_ours(comms: list, units: list, roads: list, k: float) -> tuple[list, float]:
+def run_ours(
+    comms: list, units: list, roads: list, k: float, prefer: str | None = None
+) -> tuple[list, float]:
     tree = shapely.STRtree(np.asarray(roads, dtype=object))
     road_arr = np.asarray(roads, dtype=object)
     t0, c0 = time.perf_counter(), time.process_time()
     results = []
     for geom, u in zip(comms, units, strict=True):
         near = road_arr[tree.query(geom)]
-        results.append(grid_community(geom, u, households_per_grid=k, roads=near, crs=METRIC))
+        results.append(
+            grid_community(geom, u, households_per_grid=k, roads=near, crs=METRIC, prefer=prefer)
+        )
     print(
         f"gridding CPU time {time.process_time() - c0:.2f} s (wall time below; the machine "
         f"may be shared)"
@@ -287,6 +293,7 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="ignore data/scenario")
     ap.add_argument("--data", type=Path, default=SCENARIO, help="scenario folder")
     ap.add_argument("--k", type=float, default=DEFAULT_HOUSEHOLDS_PER_GRID)
+    ap.add_argument("--prefer", choices=list(PREFERENCES), default=None, help="gridding preference")
     ap.add_argument(
         "--spopt", type=int, default=5, help="communities compared with spopt (0: none)"
     )
@@ -298,7 +305,9 @@ def main() -> None:
         f"data: {args.data if use_scenario else 'synthetic city'} "
         f"(loaded in {time.perf_counter() - t0:.1f} s)"
     )
-    results, elapsed = run_ours(comms, units, roads, args.k)
+    if args.prefer:
+        print(f"preference: {args.prefer}")
+    results, elapsed = run_ours(comms, units, roads, args.k, args.prefer)
     report(comms, units, roads, results, elapsed, args.k)
     if args.spopt:
         compare_spopt(comms, units, roads, results, args.k, args.spopt)

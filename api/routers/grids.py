@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -29,6 +29,8 @@ class GriddingRequest(Body):
     # needs hundreds of grids (Yichang's largest has 15)
     households_per_grid: float | None = Field(None, ge=20, le=100_000)
     grids: int | None = Field(None, ge=1, le=200)
+    # where the targets conflict (gridmap.gridding_prefs): even households, streets or shapes
+    prefer: Literal["balance", "streets", "compact"] | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> GriddingRequest:
@@ -52,6 +54,7 @@ def gridding(body: GriddingRequest, session: SessionDep, user: CurrentUser) -> d
         user=user.name,
         households_per_grid=body.households_per_grid,
         n_grids=body.grids,
+        prefer=body.prefer,
     )
     session.commit()
     quality = {k: v for k, v in result.quality.items() if k != "per_community"}

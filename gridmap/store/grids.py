@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from gridmap.crs import metric_crs_for_geometry
 from gridmap.errors import ConflictError, InvalidInput, NotFound
 from gridmap.gridding_jobs import GridJob, GridOutcome, make_job, run_job
+from gridmap.gridding_prefs import check_preference
 from gridmap.store import dispatching
 from gridmap.store.areas import record_audit
 from gridmap.store.locating import CURRENT
@@ -115,6 +116,7 @@ def run_gridding(
     user: str,
     households_per_grid: float | None = None,
     n_grids: int | None = None,
+    prefer: str | None = None,
     progress: Callable[[str], None] | None = None,
     map_jobs: MapJobs | None = None,
 ) -> GriddingResult:
@@ -123,6 +125,7 @@ def run_gridding(
     ``map_jobs(fn, jobs)`` yields ``fn(job)`` for each job in order; the default runs them here
     one by one, :func:`gridmap.batch.dask_map` runs them on a Dask cluster with the same result.
     """
+    prefer = check_preference(prefer)  # an unknown one fails here, before the draft exists
     if n_grids is not None and len(communities) != 1:
         raise InvalidInput(
             "an exact number of grids applies to one community at a time", code="invalid-target"
@@ -133,6 +136,7 @@ def run_gridding(
         params={
             "households_per_grid": households_per_grid,
             "n_grids": n_grids,
+            "prefer": prefer,
             "communities": [c for _, c, _ in communities],
         },
     )
@@ -141,7 +145,7 @@ def run_gridding(
     metric = metric_crs_for_geometry(shapely.union_all([g for _, _, g in communities]).envelope)
     jobs = [_job(session, cid, code, geom, metric) for cid, code, geom in communities]
     ids = {code: cid for cid, code, _ in communities}
-    run = partial(run_job, households_per_grid=households_per_grid, n_grids=n_grids)
+    run = partial(run_job, households_per_grid=households_per_grid, n_grids=n_grids, prefer=prefer)
     per: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for out in (map_jobs or _serial)(run, jobs):

@@ -143,3 +143,40 @@ def test_gridding_api(community: Engine, server: str, settings: Settings) -> Non
     assert current["numberMatched"] == out["grids"]
     props = current["features"][0]["properties"]
     assert props["code"].startswith(COMMUNITY) and props["valid_from"]
+
+
+def test_gridding_preference_is_kept_and_checked(
+    community: Engine, server: str, settings: Settings
+) -> None:
+    """The API and the CLI take a preference, record it on the draft and refuse unknown ones
+    (a 422 / exit 2 naming the choices) without writing a draft."""
+    from tests.integration.test_cli import run
+
+    with session_scope(community) as s:
+        add_user(s, "plan", "planner", "420502", None)
+    t = issue_token(
+        TokenClaims("plan", "planner", "420502", 0),
+        settings.signing_key(),
+        settings.token_audience,
+        5,
+    )
+    planner = {"Authorization": f"Bearer {t}"}
+
+    def drafts() -> list[tuple[int, dict]]:
+        with community.connect() as conn:
+            return [tuple(r) for r in conn.execute(text("SELECT id, params FROM grid_version"))]
+
+    body = {"community": COMMUNITY, "households_per_grid": 1000}
+    url = f"{server}/api/v1/gridding"
+    bad = httpx.post(url, json={**body, "prefer": "pretty"}, headers=planner)
+    assert bad.status_code == 422 and "streets" in bad.text
+    cli_bad = run(settings, "grid", "--community", COMMUNITY, "--prefer", "pretty")
+    assert cli_bad.returncode == 2 and "balance, streets, compact" in cli_bad.stderr
+    assert drafts() == []
+    r = httpx.post(url, json={**body, "prefer": "streets"}, headers=planner)
+    assert r.status_code == 201, r.text
+    cli = run(settings, "grid", "--community", COMMUNITY, "--prefer", "compact")
+    assert cli.returncode == 0, cli.stderr
+    default = httpx.post(url, json=body, headers=planner)
+    assert default.status_code == 201
+    assert [p["prefer"] for _, p in sorted(drafts())] == ["streets", "compact", "balance"]
