@@ -291,12 +291,13 @@ def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
         if holes
         else [shapely.get_coordinates(poly)]
     ):
-        # x and y apart: (points, edges) arrays, the same arithmetic as with a trailing axis
+        # x and y apart: (points, edges) arrays, the same arithmetic as ``.sum()`` over a
+        # trailing axis of two, which adds ``x1 + 0.0`` (a -0.0 term becomes 0.0) to ``x0``
         ax, ay = c[:-1, 0], c[:-1, 1]
         abx, aby = c[1:, 0] - ax, c[1:, 1] - ay
         px, py = pts[:, 0, None], pts[:, 1, None]
         den = np.maximum(abx * abx + aby * aby, 1e-300)
-        t = ((px - ax) * abx + (py - ay) * aby) / den
+        t = ((px - ax) * abx + ((py - ay) * aby + 0.0)) / den
         dist = np.maximum(np.abs(px - (ax + t * abx)), np.abs(py - (ay + t * aby)))
         on = (dist <= SNAP_TOL) & (t > 0) & (t < 1)
         # a point near two edges (the two sides of a needle) goes on the nearest one only:
@@ -415,7 +416,7 @@ def _ring_coords(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def polygon_props(
-    geoms: list, origin: np.ndarray
+    geoms: list | np.ndarray, origin: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Area, perimeter, centroid and central second moments of polygons (exact, vectorised)."""
     m = len(geoms)

@@ -53,24 +53,31 @@ def _split_candidates(
     keep = np.flatnonzero(sizes >= 2)
     if not len(keep):
         return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
-    grp = np.repeat(keep, sizes[keep])
+    kept = sizes[keep]
+    grp = np.repeat(keep, kept)
     ux = np.concatenate([units[a] for a in keep])
-    lo, hi = uset.lo[ux, grp], uset.hi[ux, grp]
+    flat = ux * K + grp  # (unit, direction) in the flattened extents
+    lo, hi = uset.lo.ravel().take(flat), uset.hi.ravel().take(flat)
     srt = np.lexsort((lo, grp))
     grp, lo, hi, hh = grp[srt], lo[srt], hi[srt], uset.hh[ux[srt]]
-    start = np.r_[0, np.cumsum(sizes[keep])[:-1]]
+    ends = np.cumsum(kept)
+    start = np.concatenate(([0], ends[:-1]))
     first = np.zeros(len(grp), dtype=bool)
     first[start] = True
     # running maximum of the high extents within each group (groups lifted apart)
-    lift = (np.cumsum(first) - 1) * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
+    gi = np.repeat(np.arange(len(keep)), kept)  # == np.cumsum(first) - 1
+    lift = gi * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
     run = np.maximum.accumulate(hi + lift) - lift
     cumh = np.cumsum(hh)
-    cumh -= np.repeat(cumh[start] - hh[start], sizes[keep])
-    nxt = np.r_[lo[1:], np.inf]
-    last = np.r_[first[1:], True]
+    cumh -= np.repeat(cumh[start] - hh[start], kept)
+    nxt = np.concatenate((lo[1:], [np.inf]))
+    last = np.zeros(len(grp), dtype=bool)
+    last[ends - 1] = True
     valid = ~last & (nxt - run > 2 * CLEAR)
     dev = np.where(valid, np.abs(cumh - need[grp]), np.inf)
-    pick = np.lexsort((np.arange(len(grp)), dev, grp))[start]  # first smallest per group
+    # first smallest per group: the first element equal to its group's minimum
+    hits = np.flatnonzero(dev == np.minimum.reduceat(dev, start)[gi])
+    pick = hits[np.searchsorted(hits, start)]
     ok = np.isfinite(dev[pick])
     pick = pick[ok]
     a = grp[pick]
@@ -255,14 +262,21 @@ def _propose(
         c = s1 / s0
         return s2 - s0 * np.column_stack([c[:, 0] ** 2, c[:, 1] ** 2, c[:, 0] * c[:, 1]])
 
-    pred = (
-        n1 * predict(area_A, per_A, central(area_A, s1, s2), n1)
-        + n2 * predict(area_B, per_B, central(area_B, t1 - s1, t2 - s2), n2)
-    ) / n
+    if n1 == n2:  # both sides in one call: the same values, row by row
+        both = np.concatenate([area_A, area_B])
+        cov = central(both, np.concatenate([s1, t1 - s1]), np.concatenate([s2, t2 - s2]))
+        pr = predict(both, np.concatenate([per_A, per_B]), cov, n1)
+        pred = (n1 * pr[:nc] + n2 * pr[nc:]) / n
+    else:
+        pred = (
+            n1 * predict(area_A, per_A, central(area_A, s1, s2), n1)
+            + n2 * predict(area_B, per_B, central(area_B, t1 - s1, t2 - s2), n2)
+        ) / n
     scale = np.sqrt(a_r.sum() / n)
     err = np.abs(cw - T) / (per * mn)
     score = pred - prices().cut_mu * cut_nr / scale - NU * err**2
     ranked = np.argsort(-score, kind="stable")
+    planned: dict[int, SplitPlan] = {}  # plans depend on the candidate only: make each once
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
             return _BEATEN
@@ -274,11 +288,13 @@ def _propose(
         low, high = rid[MA[c] > 0], rid[MB[c] > 0]
         if not is_split[c]:
             return Proposal(float(score[c]), low, high)
-        plan = _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
+        plan = planned[int(c)] = _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
         if plan.connected(at.L, low, high):
             return Proposal(float(score[c]), low, high, plan)
     c = ranked[0]
-    best = _plan(at, c, ca, cx, cc, rid, xg, sp, uset) if is_split[c] else None
+    best = None
+    if is_split[c]:
+        best = planned.get(int(c)) or _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
     return Proposal(float(score[c]), rid[MA[c] > 0], rid[MB[c] > 0], best, verified=False)
 
 
