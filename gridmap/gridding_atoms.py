@@ -24,6 +24,7 @@ __all__ = [
     "UnitSet",
     "insert_vertices",
     "polygon_props",
+    "reach",
     "shared_lengths",
     "union_atoms",
     "unique_rows",
@@ -97,16 +98,38 @@ def _grow(mat: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+BFS_PY_MAX = 100  # graphs up to this many nodes are searched in plain Python (faster)
+
+
+def reach(adj: np.ndarray, start: int = 0) -> np.ndarray:
+    """Nodes reachable from ``start`` along a dense boolean adjacency (``adj[i, j]``: i to j)."""
+    k = len(adj)
+    if k > BFS_PY_MAX:  # frontier sweeps, one numpy step per level
+        out = np.zeros(k, dtype=bool)
+        out[start] = True
+        frontier = out.copy()
+        while frontier.any():
+            new = adj[frontier].any(axis=0) & ~out
+            out |= new
+            frontier = new
+        return out
+    nbrs: list[list[int]] = [[] for _ in range(k)]
+    for a, b in zip(*(ix.tolist() for ix in np.nonzero(adj)), strict=True):
+        nbrs[a].append(b)
+    seen = [False] * k
+    seen[start] = True
+    stack = [start]
+    while stack:
+        for b in nbrs[stack.pop()]:
+            if not seen[b]:
+                seen[b] = True
+                stack.append(b)
+    return np.array(seen, dtype=bool)
+
+
 def _all_reached(adj: np.ndarray) -> bool:
     """Whether a small dense boolean adjacency matrix is one connected graph."""
-    reach = np.zeros(len(adj), dtype=bool)
-    reach[0] = True
-    frontier = reach.copy()
-    while frontier.any():
-        new = adj[frontier].any(axis=0) & ~reach
-        reach |= new
-        frontier = new
-    return bool(reach.all())
+    return bool(reach(adj).all())
 
 
 @dataclass

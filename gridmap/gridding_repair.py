@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridmap.gridding_atoms import Atoms
+from gridmap.gridding_atoms import Atoms, reach
 
 __all__ = [
     "between_grids",
@@ -40,31 +40,17 @@ def _labels(adj: np.ndarray) -> np.ndarray:
     for start in range(k):
         if lab[start] >= 0:
             continue
-        reach = np.zeros(k, dtype=bool)
-        reach[start] = True
-        frontier = reach.copy()
-        while frontier.any():
-            new = adj[frontier].any(axis=0) & ~reach
-            reach |= new
-            frontier = new
-        lab[reach] = comp
+        lab[reach(adj, start)] = comp
         comp += 1
     return lab
 
 
 def connected(Lr: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the atoms ``mask`` selects form one connected region of the adjacency ``Lr``."""
     idx = np.flatnonzero(mask)
     if len(idx) <= 1:
         return True
-    adj = Lr[np.ix_(idx, idx)] > 0
-    reach = np.zeros(len(idx), dtype=bool)
-    reach[0] = True
-    frontier = reach.copy()
-    while frontier.any():
-        new = adj[frontier].any(axis=0) & ~reach
-        reach |= new
-        frontier = new
-    return bool(reach.all())
+    return bool(reach(Lr[np.ix_(idx, idx)] > 0).all())
 
 
 def reconnect(at: Atoms, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
