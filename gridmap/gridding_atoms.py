@@ -185,35 +185,36 @@ class Atoms:
         for slot, y in enumerate(nbrs, start=1):
             near[slot] = self.geoms[y]
         ref, ref_idx = shapely.get_coordinates(near, return_index=True)
-        pieces = _snap_vertices(_split(xg, d, c, ref[ref_idx == 0]), ref)
+        pieces, cut_pts = _snap_vertices(_split(xg, d, c, ref[ref_idx == 0]), ref)
         parr = np.empty(len(pieces), dtype=object)
         parr[:] = pieces
         low = shapely.get_coordinates(shapely.lib.point_on_surface(parr)) @ d < c
         ux = self.units[x]
         piece_units = []
+        n_low = int(np.count_nonzero(low))
         for i, p in enumerate(pieces):
             mine = ux[side_of == low[i]]
-            if int(np.sum(low == low[i])) > 1 and len(mine):
+            if (n_low if low[i] else len(low) - n_low) > 1 and len(mine):
                 inside = shapely.contains_xy(p, uset.xy[mine, 0], uset.xy[mine, 1])
                 mine = mine[inside]
             piece_units.append(mine)
         self._orphans(pieces, low, piece_units, ux, side_of, uset)
-        pc = shapely.get_coordinates(parr)
-        far = _nearest(pc, ref)[0] > 0  # vertices not in x or its neighbours
-        cut_pts = unique_rows(pc[far])
+        if cut_pts is None:  # the snapping could not tell: vertices not in x or its neighbours
+            pc = shapely.get_coordinates(parr)
+            cut_pts = unique_rows(pc[_nearest(pc, ref)[0] > 0])
         # neighbours get the new vertices that fall on the edges they share with x
         snapped = list(near[1:])
         if len(cut_pts) and len(nbrs):
             b = shapely.lib.bounds(near[1:])
             t = SNAP_TOL
-            hit = (
+            inside = (  # (neighbour, point): the point within the neighbour's bounds
                 (cut_pts[None, :, 0] >= b[:, 0:1] - t)
                 & (cut_pts[None, :, 0] <= b[:, 2:3] + t)
                 & (cut_pts[None, :, 1] >= b[:, 1:2] - t)
                 & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
-            ).any(axis=1)
-            for q in np.flatnonzero(hit):
-                snapped[q] = insert_vertices(snapped[q], cut_pts)
+            )
+            for q in np.flatnonzero(inside.any(axis=1)):
+                snapped[q] = _insert_on_edges(snapped[q], cut_pts[inside[q]])
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
@@ -305,7 +306,11 @@ def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     )
     if not inside.any():
         return poly
-    pts = pts[inside]
+    return _insert_on_edges(poly, pts[inside])
+
+
+def _insert_on_edges(poly: Polygon, pts: np.ndarray) -> Polygon:
+    """:func:`insert_vertices` for points already known to lie within the polygon's bounds."""
     rings = []
     changed = False
     holes = shapely.lib.get_num_interior_rings(poly) > 0
@@ -368,13 +373,17 @@ def _nearest(pts: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist[np.arange(len(pts)), near], near
 
 
-def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
+def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> tuple[list, np.ndarray | None]:
     """Make the pieces' vertices agree with each other and with the neighbours.
 
     Vertices within :data:`SNAP_TOL` of a reference vertex move onto it, and new vertices
     within it of each other become one, alike in every piece (GEOS's snap is not symmetric
     between two pieces). A cut grazing a needle of the atom would otherwise leave twins
     1e-10 m apart that break the coverage. Needle pieces left over are dropped.
+
+    Also returns the pieces' distinct vertices that are no reference vertex (sorted), when
+    every piece came through valid and kept (their vertices are then exactly the snapped
+    ones, repeats removed), else None.
     """
     coords = shapely.get_coordinates(pieces)
     dist, near = _nearest(coords, ref)
@@ -394,10 +403,13 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> list:
     shapely.lib.set_coordinates(out, coords)
     out = shapely.lib.remove_repeated_points(out, 0.0)
     bad = ~shapely.lib.is_valid(out)
-    if bad.any():
+    clean = not bad.any()
+    if not clean:
         out[bad] = shapely.make_valid(out[bad])
         out = shapely.get_parts(out)
-    return list(out[(shapely.lib.get_type_id(out) == 3) & (shapely.lib.area(out) > 1e-6)])
+    keep = (shapely.lib.get_type_id(out) == 3) & (shapely.lib.area(out) > 1e-6)
+    far = unique_rows(coords[~hit]) if clean and keep.all() else None
+    return list(out[keep]), far
 
 
 def unique_rows(a: np.ndarray) -> np.ndarray:
