@@ -479,14 +479,19 @@ def shared_lengths(geoms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j, length) of polygons sharing edges, found by hashing identical segments."""
     coords, cidx, ridx = _ring_coords(np.asarray(geoms, dtype=object))
     same = cidx[1:] == cidx[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
     owner = ridx[cidx[:-1][same]]
-    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-    p = np.where(swap[:, None], b, a)
-    q = np.where(swap[:, None], a, b)
-    key = np.column_stack([p, q])
-    order = np.lexsort(key.T[::-1])
-    k, o = key[order], owner[order]
-    eq = np.all(k[1:] == k[:-1], axis=1) & (o[1:] != o[:-1])
-    seg = k[:-1][eq]
-    return o[:-1][eq], o[1:][eq], np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    ax, ay = coords[:-1, 0][same], coords[:-1, 1][same]
+    bx, by = coords[1:, 0][same], coords[1:, 1][same]
+    swap = (ax > bx) | ((ax == bx) & (ay > by))
+    px, py = np.where(swap, bx, ax), np.where(swap, by, ay)
+    qx, qy = np.where(swap, ax, bx), np.where(swap, ay, by)
+    order = np.lexsort((qy, qx, py, px))
+    px, py, qx, qy, o = px[order], py[order], qx[order], qy[order], owner[order]
+    eq = (
+        (px[1:] == px[:-1])
+        & (py[1:] == py[:-1])
+        & (qx[1:] == qx[:-1])
+        & (qy[1:] == qy[:-1])
+        & (o[1:] != o[:-1])
+    )
+    return o[:-1][eq], o[1:][eq], np.hypot(qx[:-1][eq] - px[:-1][eq], qy[:-1][eq] - py[:-1][eq])
