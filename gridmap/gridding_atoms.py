@@ -185,7 +185,17 @@ class Atoms:
         for slot, y in enumerate(nbrs, start=1):
             near[slot] = self.geoms[y]
         ref, ref_idx = shapely.get_coordinates(near, return_index=True)
-        pieces, cut_pts = _snap_vertices(_split(xg, d, c, ref[ref_idx == 0]), ref)
+        xv = ref[ref_idx == 0]
+        lo, hi = xv.min(axis=0), xv.max(axis=0)
+        # only reference vertices near x can be within SNAP_TOL of a piece's (order kept)
+        box = 1e-3
+        ref = ref[
+            (ref[:, 0] >= lo[0] - box)
+            & (ref[:, 0] <= hi[0] + box)
+            & (ref[:, 1] >= lo[1] - box)
+            & (ref[:, 1] <= hi[1] + box)
+        ]
+        pieces, cut_pts = _snap_vertices(_split(xg, d, c, xv, lo, hi), ref)
         parr = np.empty(len(pieces), dtype=object)
         parr[:] = pieces
         low = shapely.get_coordinates(shapely.lib.point_on_surface(parr)) @ d < c
@@ -264,17 +274,27 @@ class Atoms:
             piece_units[best] = np.sort(np.append(piece_units[best], u))
 
 
-def _split(poly: Polygon, d: np.ndarray, c: float, coords: np.ndarray | None = None) -> np.ndarray:
+def _split(
+    poly: Polygon,
+    d: np.ndarray,
+    c: float,
+    coords: np.ndarray | None = None,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+) -> np.ndarray:
     """Parts of ``poly`` on either side of the line ``p @ d == c`` (``d`` a unit vector).
 
     The polygon is turned so that the line is the y axis and clipped by two half-plane
     rectangles (GEOS's rectangle clipping is much faster than a polygon split), then turned
     back; the caller snaps the vertices onto the originals (the round trip moves them ~1e-10 m).
-    ``coords`` are the polygon's coordinates when the caller has them.
+    ``coords`` are the polygon's coordinates, ``lo`` and ``hi`` their minima and maxima, when the
+    caller has them.
     """
     if coords is None:
         coords = shapely.get_coordinates(poly)
-    mid = (coords.min(axis=0) + coords.max(axis=0)) / 2
+    if lo is None or hi is None:
+        lo, hi = coords.min(axis=0), coords.max(axis=0)
+    mid = (lo + hi) / 2
     e = np.array([-d[1], d[0]])
     off = c - float(mid @ d)
     local = coords - mid
@@ -373,6 +393,18 @@ def _nearest(pts: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist[np.arange(len(pts)), near], near
 
 
+def _any_close(pts: np.ndarray) -> bool:
+    """Whether two distinct rows of ``pts`` lie within :data:`SNAP_TOL` (Chebyshev) of each
+    other."""
+    close = (
+        np.maximum(
+            np.abs(pts[:, None, 0] - pts[None, :, 0]), np.abs(pts[:, None, 1] - pts[None, :, 1])
+        )
+        <= SNAP_TOL
+    )
+    return int(np.count_nonzero(close)) > len(pts)  # the diagonal is always close
+
+
 def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> tuple[list, np.ndarray | None]:
     """Make the pieces' vertices agree with each other and with the neighbours.
 
@@ -390,7 +422,9 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> tuple[list, np.ndarra
     hit = dist <= SNAP_TOL
     coords[hit] = ref[near[hit]]
     new = unique_rows(coords[~hit])
-    if len(new) > 1:
+    merged = False
+    if len(new) > 1 and _any_close(new):
+        merged = True
         rep = np.arange(len(new))
         for i in range(1, len(new)):
             close = np.flatnonzero(np.abs(new[:i] - new[i]).max(axis=1) <= SNAP_TOL)
@@ -408,7 +442,9 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> tuple[list, np.ndarra
         out[bad] = shapely.make_valid(out[bad])
         out = shapely.get_parts(out)
     keep = (shapely.lib.get_type_id(out) == 3) & (shapely.lib.area(out) > 1e-6)
-    far = unique_rows(coords[~hit]) if clean and keep.all() else None
+    far = None
+    if clean and keep.all():
+        far = unique_rows(coords[~hit]) if merged else new
     return list(out[keep]), far
 
 
