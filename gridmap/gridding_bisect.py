@@ -17,10 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet
+from gridmap.gridding_atoms import BFS_PY_MAX, Atoms, SplitPlan, UnitSet
 from gridmap.gridding_lines import apply_line, best_line
 from gridmap.gridding_prefs import prices
-from gridmap.gridding_repair import between_grids, connected, reconnect
+from gridmap.gridding_repair import (
+    between_grids,
+    connected,
+    connected_lists,
+    neighbour_lists,
+    reconnect,
+)
 from gridmap.gridding_score import CLEAR, NU, clip_low, half_planes, predict
 
 __all__ = ["bisect_region", "partition", "refine"]
@@ -31,6 +37,7 @@ REFINE_GAIN = 0.005  # a re-cut pair must score this much better
 LINES = True  # also consider straight cuts across several blocks
 LINES_MAX_N = 3  # ... in regions for at most this many grids
 TOP = 40  # candidates checked for connectivity, best first
+_STOPS = np.arange(-1, 3)[:, None]  # whole-atom stops tried around each sweep's balance point
 
 
 def _split_candidates(
@@ -187,10 +194,10 @@ def _propose(
     rank = np.empty_like(order)
     rank[order, np.arange(K)[None, :]] = np.arange(m)[:, None]
     # whole-atom candidates: sweeps that stop on a block edge
-    ks = kstar[None, :] + np.arange(-1, 3)[:, None]
+    ks = kstar[None, :] + _STOPS
     aa = np.broadcast_to(np.arange(K), ks.shape)
     ok = (ks >= 1) & (ks <= m - 1)
-    wA = np.where(ok, cum[np.clip(ks - 1, 0, m - 1), aa], np.nan)
+    wA = np.where(ok, cum[np.minimum(np.maximum(ks - 1, 0), m - 1), aa], np.nan)
     ok &= np.abs(wA - T) <= SNAP_TOL * per * mn
     ca, ck, cw = aa[ok], ks[ok], wA[ok].astype(float)
     cx, cc = np.full(len(ca), -1), np.zeros(len(ca))
@@ -277,13 +284,20 @@ def _propose(
     score = pred - prices().cut_mu * cut_nr / scale - NU * err**2
     ranked = np.argsort(-score, kind="stable")
     planned: dict[int, SplitPlan] = {}  # plans depend on the candidate only: make each once
+    nbrs: list[list[int]] | None = None  # made on first use, for small regions
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
             return _BEATEN
         xm = np.zeros(m, dtype=bool)
         if is_split[c]:
             xm[cx[c]] = True
-        if not (connected(Lr, (MA[c] > 0) | xm) and connected(Lr, (MB[c] > 0) | xm)):
+        side_a, side_b = (MA[c] > 0) | xm, (MB[c] > 0) | xm
+        if nbrs is None and m <= BFS_PY_MAX:
+            nbrs = neighbour_lists(Lr)
+        if nbrs is not None:
+            if not (connected_lists(nbrs, side_a) and connected_lists(nbrs, side_b)):
+                continue
+        elif not (connected(Lr, side_a) and connected(Lr, side_b)):
             continue
         low, high = rid[MA[c] > 0], rid[MB[c] > 0]
         if not is_split[c]:

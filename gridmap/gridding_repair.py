@@ -15,8 +15,10 @@ __all__ = [
     "between_grids",
     "components",
     "connected",
+    "connected_lists",
     "fix_contiguity",
     "merge_slivers",
+    "neighbour_lists",
     "reconnect",
 ]
 
@@ -50,6 +52,31 @@ def connected(Lr: np.ndarray, mask: np.ndarray) -> bool:
     if len(idx) <= 1:
         return True
     return bool(reach(Lr[np.ix_(idx, idx)] > 0).all())
+
+
+def neighbour_lists(Lr: np.ndarray) -> list[list[int]]:
+    """For each atom of the adjacency ``Lr``, the atoms it shares an edge with (``Lr > 0``)."""
+    out: list[list[int]] = [[] for _ in range(len(Lr))]
+    for a, b in zip(*(ix.tolist() for ix in np.nonzero(Lr > 0)), strict=True):
+        out[a].append(b)
+    return out
+
+
+def connected_lists(nbrs: list[list[int]], mask: np.ndarray) -> bool:
+    """:func:`connected` on :func:`neighbour_lists` made once for many masks (small graphs)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) <= 1:
+        return True
+    inside = mask.tolist()
+    start = int(idx[0])
+    seen = {start}
+    stack = [start]
+    while stack:
+        for b in nbrs[stack.pop()]:
+            if inside[b] and b not in seen:
+                seen.add(b)
+                stack.append(b)
+    return len(seen) == len(idx)
 
 
 def reconnect(at: Atoms, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
