@@ -392,7 +392,7 @@ def bisect_region(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> list[
 
 def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: list) -> list:
     """The bisection score (as in :func:`_propose` for two grids) of existing pairs."""
-    preds, hh, areas = [], [], []
+    pers, covs, hh, areas = [], [], [], []
     for ids in leaves:
         area = at.area[ids]
         per = at.perim[ids].sum() - at.L[np.ix_(ids, ids)].sum()
@@ -403,9 +403,12 @@ def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: li
         cov = (
             mom + area[:, None] * np.column_stack([d[:, 0] ** 2, d[:, 1] ** 2, d[:, 0] * d[:, 1]])
         ).sum(0)
-        preds.append(predict(np.array([s0]), np.array([per]), cov[None, :], 1)[0])
+        pers.append(per)
+        covs.append(cov)
         hh.append(at.hh[ids].sum())
         areas.append(s0)
+    # one call for all grids: predict works row by row, so the values are the same
+    preds = predict(np.array(areas), np.array(pers), np.array(covs), 1)
     cut = between_grids(at.Lnr, lab, len(leaves))
     mu = prices().cut_mu
     out = []
