@@ -41,11 +41,14 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
+from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
 from gridmap.crs import metric_crs_for_geometry, to_metric, transform_geometry
@@ -205,6 +208,12 @@ def _allocate(n: int, hh: np.ndarray, area: np.ndarray) -> np.ndarray:
     return alloc
 
 
+@lru_cache(maxsize=16)
+def _parsed_crs(crs: str | int) -> CRS:
+    """``crs`` parsed once (a GeoDataFrame would parse a name or code on every call)."""
+    return CRS.from_user_input(crs)
+
+
 def _reading_order(geoms: list, scale: float) -> np.ndarray:
     """Rows of height ``scale`` from north to south, west to east within a row."""
     pts = shapely.get_coordinates(shapely.point_on_surface(np.asarray(geoms, dtype=object)))
@@ -347,19 +356,21 @@ def _grid_community(
             )
     order = _reading_order(geoms, np.sqrt(community.area / len(geoms)))
     unit_seq = np.zeros(len(hh), dtype=int)
-    rows = []
+    cols: dict[str, list[int]] = {"seq": [], "households": [], "residents": [], "n_units": []}
     for seq, g in enumerate(order, start=1):
         m = members[g]
         unit_seq[m] = seq
-        rows.append(
-            {
-                "seq": seq,
-                "households": round(float(hh[m].sum())),
-                "residents": round(float(res[m].sum())),
-                "n_units": len(m),
-            }
-        )
-    out = gpd.GeoDataFrame(rows, geometry=[geoms[g] for g in order], crs=crs)
+        cols["seq"].append(seq)
+        cols["households"].append(round(float(hh[m].sum())))
+        cols["residents"].append(round(float(res[m].sum())))
+        cols["n_units"].append(len(m))
+    if isinstance(crs, str | int) and not isinstance(crs, bool):
+        crs = _parsed_crs(crs)
+    frame = pd.DataFrame({k: np.array(v, dtype=np.int64) for k, v in cols.items()})
+    frame["geometry"] = gpd.array.from_shapely(
+        np.asarray([geoms[g] for g in order], dtype=object), crs=crs
+    )
+    out = gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)  # quicker than from rows
     out.attrs["unit_seq"] = unit_seq
     return out
 

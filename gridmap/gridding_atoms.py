@@ -24,6 +24,7 @@ __all__ = [
     "UnitSet",
     "insert_vertices",
     "polygon_props",
+    "reach",
     "shared_lengths",
     "union_atoms",
     "unique_rows",
@@ -38,6 +39,9 @@ DIRS = np.column_stack(
 )
 
 SNAP_TOL = 1e-6  # m: vertices this close are one vertex when atoms are cut
+_BIG = 1e7  # m: half-plane rectangles of the cuts reach this far
+_LEFT, _RIGHT = np.array([-_BIG, 0.0]), np.array([0.0, _BIG])
+_NO_HOLES = np.empty(0, dtype=object)
 
 
 @dataclass
@@ -94,16 +98,38 @@ def _grow(mat: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+BFS_PY_MAX = 100  # graphs up to this many nodes are searched in plain Python (faster)
+
+
+def reach(adj: np.ndarray, start: int = 0) -> np.ndarray:
+    """Nodes reachable from ``start`` along a dense boolean adjacency (``adj[i, j]``: i to j)."""
+    k = len(adj)
+    if k > BFS_PY_MAX:  # frontier sweeps, one numpy step per level
+        out = np.zeros(k, dtype=bool)
+        out[start] = True
+        frontier = out.copy()
+        while frontier.any():
+            new = adj[frontier].any(axis=0) & ~out
+            out |= new
+            frontier = new
+        return out
+    nbrs: list[list[int]] = [[] for _ in range(k)]
+    for a, b in zip(*(ix.tolist() for ix in np.nonzero(adj)), strict=True):
+        nbrs[a].append(b)
+    seen = [False] * k
+    seen[start] = True
+    stack = [start]
+    while stack:
+        for b in nbrs[stack.pop()]:
+            if not seen[b]:
+                seen[b] = True
+                stack.append(b)
+    return np.array(seen, dtype=bool)
+
+
 def _all_reached(adj: np.ndarray) -> bool:
     """Whether a small dense boolean adjacency matrix is one connected graph."""
-    reach = np.zeros(len(adj), dtype=bool)
-    reach[0] = True
-    frontier = reach.copy()
-    while frontier.any():
-        new = adj[frontier].any(axis=0) & ~reach
-        reach |= new
-        frontier = new
-    return bool(reach.all())
+    return bool(reach(adj).all())
 
 
 @dataclass
@@ -152,39 +178,53 @@ class Atoms:
         the line: the caller chose ``c`` in a gap between unit extents.
         """
         xg = self.geoms[x]
-        xv = shapely.get_coordinates(xg)
         # a cut within a micrometre of a vertex goes through it: no needle pieces, no near-twins
         nbrs = np.flatnonzero(self.L[x] > 0)
-        ref = np.concatenate([xv] + [shapely.get_coordinates(self.geoms[y]) for y in nbrs])
-        tree = cKDTree(ref)
-        pieces = _snap_vertices(_split(xg, d, c), ref, tree)
-        reps = shapely.point_on_surface(np.asarray(pieces, dtype=object))
-        low = shapely.get_coordinates(reps) @ d < c
+        near = np.empty(len(nbrs) + 1, dtype=object)
+        near[0] = xg
+        for slot, y in enumerate(nbrs, start=1):
+            near[slot] = self.geoms[y]
+        ref, ref_idx = shapely.get_coordinates(near, return_index=True)
+        xv = ref[ref_idx == 0]
+        lo, hi = xv.min(axis=0), xv.max(axis=0)
+        # only reference vertices near x can be within SNAP_TOL of a piece's (order kept)
+        box = 1e-3
+        ref = ref[
+            (ref[:, 0] >= lo[0] - box)
+            & (ref[:, 0] <= hi[0] + box)
+            & (ref[:, 1] >= lo[1] - box)
+            & (ref[:, 1] <= hi[1] + box)
+        ]
+        pieces, cut_pts = _snap_vertices(_split(xg, d, c, xv, lo, hi), ref)
+        parr = np.empty(len(pieces), dtype=object)
+        parr[:] = pieces
+        low = shapely.get_coordinates(shapely.lib.point_on_surface(parr)) @ d < c
         ux = self.units[x]
         piece_units = []
+        n_low = int(np.count_nonzero(low))
         for i, p in enumerate(pieces):
             mine = ux[side_of == low[i]]
-            if int(np.sum(low == low[i])) > 1 and len(mine):
+            if (n_low if low[i] else len(low) - n_low) > 1 and len(mine):
                 inside = shapely.contains_xy(p, uset.xy[mine, 0], uset.xy[mine, 1])
                 mine = mine[inside]
             piece_units.append(mine)
         self._orphans(pieces, low, piece_units, ux, side_of, uset)
-        pc = shapely.get_coordinates(np.asarray(pieces, dtype=object))
-        far = tree.query(pc, k=1, p=np.inf)[0] > 0  # vertices not in x or its neighbours
-        cut_pts = unique_rows(pc[far])
+        if cut_pts is None:  # the snapping could not tell: vertices not in x or its neighbours
+            pc = shapely.get_coordinates(parr)
+            cut_pts = unique_rows(pc[_nearest(pc, ref)[0] > 0])
         # neighbours get the new vertices that fall on the edges they share with x
-        snapped = [self.geoms[y] for y in nbrs]
+        snapped = list(near[1:])
         if len(cut_pts) and len(nbrs):
-            b = shapely.bounds(np.asarray(snapped, dtype=object))
+            b = shapely.lib.bounds(near[1:])
             t = SNAP_TOL
-            hit = (
+            inside = (  # (neighbour, point): the point within the neighbour's bounds
                 (cut_pts[None, :, 0] >= b[:, 0:1] - t)
                 & (cut_pts[None, :, 0] <= b[:, 2:3] + t)
                 & (cut_pts[None, :, 1] >= b[:, 1:2] - t)
                 & (cut_pts[None, :, 1] <= b[:, 3:4] + t)
-            ).any(axis=1)
-            for q in np.flatnonzero(hit):
-                snapped[q] = insert_vertices(snapped[q], cut_pts)
+            )
+            for q in np.flatnonzero(inside.any(axis=1)):
+                snapped[q] = _insert_on_edges(snapped[q], cut_pts[inside[q]])
         si, sj, ln = shared_lengths(pieces + snapped)
         k = len(pieces)
         keep = (si < k) | (sj < k)
@@ -234,33 +274,43 @@ class Atoms:
             piece_units[best] = np.sort(np.append(piece_units[best], u))
 
 
-def _split(poly: Polygon, d: np.ndarray, c: float) -> np.ndarray:
+def _split(
+    poly: Polygon,
+    d: np.ndarray,
+    c: float,
+    coords: np.ndarray | None = None,
+    lo: np.ndarray | None = None,
+    hi: np.ndarray | None = None,
+) -> np.ndarray:
     """Parts of ``poly`` on either side of the line ``p @ d == c`` (``d`` a unit vector).
 
     The polygon is turned so that the line is the y axis and clipped by two half-plane
     rectangles (GEOS's rectangle clipping is much faster than a polygon split), then turned
     back; the caller snaps the vertices onto the originals (the round trip moves them ~1e-10 m).
+    ``coords`` are the polygon's coordinates, ``lo`` and ``hi`` their minima and maxima, when the
+    caller has them.
     """
-    coords = shapely.get_coordinates(poly)
-    mid = (coords.min(axis=0) + coords.max(axis=0)) / 2
+    if coords is None:
+        coords = shapely.get_coordinates(poly)
+    if lo is None or hi is None:
+        lo, hi = coords.min(axis=0), coords.max(axis=0)
+    mid = (lo + hi) / 2
     e = np.array([-d[1], d[0]])
     off = c - float(mid @ d)
     local = coords - mid
     rot = np.column_stack([local @ d - off, local @ e])
-    rg = shapely.set_coordinates(np.array([poly, poly], dtype=object), np.concatenate([rot, rot]))
-    big = 1e7
-    halves = np.array(
-        [
-            shapely.clip_by_rect(rg[0], -big, -big, 0.0, big),
-            shapely.clip_by_rect(rg[1], 0.0, -big, big, big),
-        ],
-        dtype=object,
-    )
+    rg = np.empty(1, dtype=object)
+    rg[0] = poly
+    shapely.lib.set_coordinates(rg, rot)
+    both = np.empty(2, dtype=object)
+    both[:] = rg[0]
+    halves = shapely.lib.clip_by_rect(both, _LEFT, -_BIG, _RIGHT, _BIG)  # low, high half-planes
     parts = shapely.get_parts(halves)
-    parts = parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 0)]
+    parts = parts[(shapely.lib.get_type_id(parts) == 3) & (shapely.lib.area(parts) > 0)]
     uv = shapely.get_coordinates(parts)
     back = mid + np.outer(uv[:, 0] + off, d) + np.outer(uv[:, 1], e)
-    return shapely.set_coordinates(parts, back)
+    shapely.lib.set_coordinates(parts, back)
+    return parts
 
 
 def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
@@ -276,18 +326,27 @@ def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
     )
     if not inside.any():
         return poly
-    pts = pts[inside]
+    return _insert_on_edges(poly, pts[inside])
+
+
+def _insert_on_edges(poly: Polygon, pts: np.ndarray) -> Polygon:
+    """:func:`insert_vertices` for points already known to lie within the polygon's bounds."""
     rings = []
     changed = False
-    for ring in [poly.exterior, *poly.interiors]:
-        c = np.asarray(ring.coords)
-        a, b = c[:-1], c[1:]
-        ab = b - a
-        ap = pts[:, None, :] - a[None, :, :]
-        den = np.maximum((ab * ab).sum(1), 1e-300)
-        t = (ap * ab[None]).sum(2) / den[None]
-        foot = a[None] + t[..., None] * ab[None]
-        dist = np.abs(pts[:, None, :] - foot).max(axis=2)
+    holes = shapely.lib.get_num_interior_rings(poly) > 0
+    for c in (
+        [np.asarray(r.coords) for r in [poly.exterior, *poly.interiors]]
+        if holes
+        else [shapely.get_coordinates(poly)]
+    ):
+        # x and y apart: (points, edges) arrays, the same arithmetic as ``.sum()`` over a
+        # trailing axis of two, which adds ``x1 + 0.0`` (a -0.0 term becomes 0.0) to ``x0``
+        ax, ay = c[:-1, 0], c[:-1, 1]
+        abx, aby = c[1:, 0] - ax, c[1:, 1] - ay
+        px, py = pts[:, 0, None], pts[:, 1, None]
+        den = np.maximum(abx * abx + aby * aby, 1e-300)
+        t = ((px - ax) * abx + ((py - ay) * aby + 0.0)) / den
+        dist = np.maximum(np.abs(px - (ax + t * abx)), np.abs(py - (ay + t * aby)))
         on = (dist <= SNAP_TOL) & (t > 0) & (t < 1)
         # a point near two edges (the two sides of a needle) goes on the nearest one only:
         # inserting it on both would fold the needle into a self-intersecting spike
@@ -298,24 +357,74 @@ def insert_vertices(poly: Polygon, pts: np.ndarray) -> Polygon:
         changed = True
         pi, si = np.nonzero(on)
         order = np.lexsort((t[pi, si], si))  # along the ring, then along each edge
-        rings.append(np.insert(c, si[order] + 1, pts[pi[order]], axis=0))
-    return Polygon(rings[0], rings[1:]) if changed else poly
+        rings.append(_insert_rows(c, si[order] + 1, pts[pi[order]]))
+    if not changed:
+        return poly
+    return (
+        Polygon(rings[0], rings[1:])
+        if holes
+        else shapely.lib.polygons(shapely.linearrings(rings[0]), _NO_HOLES)
+    )
 
 
-def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
+def _insert_rows(c: np.ndarray, at: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``np.insert(c, at, rows, axis=0)`` for sorted ``at`` (without its overhead)."""
+    out = np.empty((len(c) + len(at), 2))
+    new = at + np.arange(len(at))
+    mask = np.ones(len(out), dtype=bool)
+    mask[new] = False
+    out[new] = rows
+    out[mask] = c
+    return out
+
+
+def _nearest(pts: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chebyshev distance from each point to the nearest row of ``ref``, and that row.
+
+    Small inputs by brute force (a k-d tree costs more to build and query than it saves).
+    """
+    if len(pts) * len(ref) > 40_000 or not len(ref):
+        dist, near = cKDTree(ref).query(pts, k=1, p=np.inf)
+        return dist, near
+    dist = np.maximum(
+        np.abs(pts[:, 0, None] - ref[None, :, 0]), np.abs(pts[:, 1, None] - ref[None, :, 1])
+    )
+    near = dist.argmin(axis=1)
+    return dist[np.arange(len(pts)), near], near
+
+
+def _any_close(pts: np.ndarray) -> bool:
+    """Whether two distinct rows of ``pts`` lie within :data:`SNAP_TOL` (Chebyshev) of each
+    other."""
+    close = (
+        np.maximum(
+            np.abs(pts[:, None, 0] - pts[None, :, 0]), np.abs(pts[:, None, 1] - pts[None, :, 1])
+        )
+        <= SNAP_TOL
+    )
+    return int(np.count_nonzero(close)) > len(pts)  # the diagonal is always close
+
+
+def _snap_vertices(pieces: np.ndarray, ref: np.ndarray) -> tuple[list, np.ndarray | None]:
     """Make the pieces' vertices agree with each other and with the neighbours.
 
     Vertices within :data:`SNAP_TOL` of a reference vertex move onto it, and new vertices
     within it of each other become one, alike in every piece (GEOS's snap is not symmetric
     between two pieces). A cut grazing a needle of the atom would otherwise leave twins
     1e-10 m apart that break the coverage. Needle pieces left over are dropped.
+
+    Also returns the pieces' distinct vertices that are no reference vertex (sorted), when
+    every piece came through valid and kept (their vertices are then exactly the snapped
+    ones, repeats removed), else None.
     """
     coords = shapely.get_coordinates(pieces)
-    dist, near = tree.query(coords, k=1, p=np.inf)
+    dist, near = _nearest(coords, ref)
     hit = dist <= SNAP_TOL
     coords[hit] = ref[near[hit]]
     new = unique_rows(coords[~hit])
-    if len(new) > 1:
+    merged = False
+    if len(new) > 1 and _any_close(new):
+        merged = True
         rep = np.arange(len(new))
         for i in range(1, len(new)):
             close = np.flatnonzero(np.abs(new[:i] - new[i]).max(axis=1) <= SNAP_TOL)
@@ -324,13 +433,19 @@ def _snap_vertices(pieces: np.ndarray, ref: np.ndarray, tree: cKDTree) -> list:
         pos = {tuple(v): new[rep[i]] for i, v in enumerate(new)}
         for k in np.flatnonzero(~hit):
             coords[k] = pos[tuple(coords[k])]
-    out = shapely.set_coordinates(np.asarray(pieces, dtype=object).copy(), coords)
-    out = shapely.remove_repeated_points(out, 0.0)
-    bad = ~shapely.is_valid(out)
-    if bad.any():
+    out = np.asarray(pieces, dtype=object).copy()
+    shapely.lib.set_coordinates(out, coords)
+    out = shapely.lib.remove_repeated_points(out, 0.0)
+    bad = ~shapely.lib.is_valid(out)
+    clean = not bad.any()
+    if not clean:
         out[bad] = shapely.make_valid(out[bad])
-    parts = shapely.get_parts(out)
-    return list(parts[(shapely.get_type_id(parts) == 3) & (shapely.area(parts) > 1e-6)])
+        out = shapely.get_parts(out)
+    keep = (shapely.lib.get_type_id(out) == 3) & (shapely.lib.area(out) > 1e-6)
+    far = None
+    if clean and keep.all():
+        far = unique_rows(coords[~hit]) if merged else new
+    return list(out[keep]), far
 
 
 def unique_rows(a: np.ndarray) -> np.ndarray:
@@ -354,14 +469,30 @@ def union_atoms(geoms: list):
     return parts[0] if len(parts) == 1 and parts[0].geom_type == "Polygon" else out
 
 
+def _ring_coords(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinates of the polygons' rings, each coordinate's ring and each ring's polygon.
+
+    Without holes a polygon's coordinates are its one ring's, so ``shapely.get_rings`` (which
+    builds a geometry per ring) is skipped.
+    """
+    if (
+        len(g)
+        and ((shapely.lib.get_type_id(g) == 3) & (shapely.lib.get_num_interior_rings(g) == 0)).all()
+    ):
+        coords, cidx = shapely.get_coordinates(g, return_index=True)
+        return coords, cidx, np.arange(len(g))
+    rings, ridx = shapely.get_rings(g, return_index=True)
+    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    return coords, cidx, ridx
+
+
 def polygon_props(
-    geoms: list, origin: np.ndarray
+    geoms: list | np.ndarray, origin: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Area, perimeter, centroid and central second moments of polygons (exact, vectorised)."""
     m = len(geoms)
     g = shapely.orient_polygons(np.asarray(geoms, dtype=object))
-    rings, ridx = shapely.get_rings(g, return_index=True)
-    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    coords, cidx, ridx = _ring_coords(g)
     coords = coords - origin
     same = cidx[1:] == cidx[:-1]
     x0, y0 = coords[:-1][same].T
@@ -382,17 +513,21 @@ def polygon_props(
 
 def shared_lengths(geoms: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j, length) of polygons sharing edges, found by hashing identical segments."""
-    rings, ridx = shapely.get_rings(np.asarray(geoms, dtype=object), return_index=True)
-    coords, cidx = shapely.get_coordinates(rings, return_index=True)
+    coords, cidx, ridx = _ring_coords(np.asarray(geoms, dtype=object))
     same = cidx[1:] == cidx[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
     owner = ridx[cidx[:-1][same]]
-    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
-    p = np.where(swap[:, None], b, a)
-    q = np.where(swap[:, None], a, b)
-    key = np.column_stack([p, q])
-    order = np.lexsort(key.T[::-1])
-    k, o = key[order], owner[order]
-    eq = np.all(k[1:] == k[:-1], axis=1) & (o[1:] != o[:-1])
-    seg = k[:-1][eq]
-    return o[:-1][eq], o[1:][eq], np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+    ax, ay = coords[:-1, 0][same], coords[:-1, 1][same]
+    bx, by = coords[1:, 0][same], coords[1:, 1][same]
+    swap = (ax > bx) | ((ax == bx) & (ay > by))
+    px, py = np.where(swap, bx, ax), np.where(swap, by, ay)
+    qx, qy = np.where(swap, ax, bx), np.where(swap, ay, by)
+    order = np.lexsort((qy, qx, py, px))
+    px, py, qx, qy, o = px[order], py[order], qx[order], qy[order], owner[order]
+    eq = (
+        (px[1:] == px[:-1])
+        & (py[1:] == py[:-1])
+        & (qx[1:] == qx[:-1])
+        & (qy[1:] == qy[:-1])
+        & (o[1:] != o[:-1])
+    )
+    return o[:-1][eq], o[1:][eq], np.hypot(qx[:-1][eq] - px[:-1][eq], qy[:-1][eq] - py[:-1][eq])

@@ -17,10 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridmap.gridding_atoms import Atoms, SplitPlan, UnitSet
+from gridmap.gridding_atoms import BFS_PY_MAX, Atoms, SplitPlan, UnitSet
 from gridmap.gridding_lines import apply_line, best_line
 from gridmap.gridding_prefs import prices
-from gridmap.gridding_repair import between_grids, connected, reconnect
+from gridmap.gridding_repair import (
+    between_grids,
+    connected,
+    connected_lists,
+    neighbour_lists,
+    reconnect,
+)
 from gridmap.gridding_score import CLEAR, NU, clip_low, half_planes, predict
 
 __all__ = ["bisect_region", "partition", "refine"]
@@ -31,6 +37,7 @@ REFINE_GAIN = 0.005  # a re-cut pair must score this much better
 LINES = True  # also consider straight cuts across several blocks
 LINES_MAX_N = 3  # ... in regions for at most this many grids
 TOP = 40  # candidates checked for connectivity, best first
+_STOPS = np.arange(-1, 3)[:, None]  # whole-atom stops tried around each sweep's balance point
 
 
 def _split_candidates(
@@ -53,24 +60,31 @@ def _split_candidates(
     keep = np.flatnonzero(sizes >= 2)
     if not len(keep):
         return np.empty(0, int), np.empty(0, int), np.empty(0), np.empty(0)
-    grp = np.repeat(keep, sizes[keep])
+    kept = sizes[keep]
+    grp = np.repeat(keep, kept)
     ux = np.concatenate([units[a] for a in keep])
-    lo, hi = uset.lo[ux, grp], uset.hi[ux, grp]
+    flat = ux * K + grp  # (unit, direction) in the flattened extents
+    lo, hi = uset.lo.ravel().take(flat), uset.hi.ravel().take(flat)
     srt = np.lexsort((lo, grp))
     grp, lo, hi, hh = grp[srt], lo[srt], hi[srt], uset.hh[ux[srt]]
-    start = np.r_[0, np.cumsum(sizes[keep])[:-1]]
+    ends = np.cumsum(kept)
+    start = np.concatenate(([0], ends[:-1]))
     first = np.zeros(len(grp), dtype=bool)
     first[start] = True
     # running maximum of the high extents within each group (groups lifted apart)
-    lift = (np.cumsum(first) - 1) * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
+    gi = np.repeat(np.arange(len(keep)), kept)  # == np.cumsum(first) - 1
+    lift = gi * (2 * (np.abs(hi).max() + np.abs(lo).max()) + 1.0)
     run = np.maximum.accumulate(hi + lift) - lift
     cumh = np.cumsum(hh)
-    cumh -= np.repeat(cumh[start] - hh[start], sizes[keep])
-    nxt = np.r_[lo[1:], np.inf]
-    last = np.r_[first[1:], True]
+    cumh -= np.repeat(cumh[start] - hh[start], kept)
+    nxt = np.concatenate((lo[1:], [np.inf]))
+    last = np.zeros(len(grp), dtype=bool)
+    last[ends - 1] = True
     valid = ~last & (nxt - run > 2 * CLEAR)
     dev = np.where(valid, np.abs(cumh - need[grp]), np.inf)
-    pick = np.lexsort((np.arange(len(grp)), dev, grp))[start]  # first smallest per group
+    # first smallest per group: the first element equal to its group's minimum
+    hits = np.flatnonzero(dev == np.minimum.reduceat(dev, start)[gi])
+    pick = hits[np.searchsorted(hits, start)]
     ok = np.isfinite(dev[pick])
     pick = pick[ok]
     a = grp[pick]
@@ -180,10 +194,10 @@ def _propose(
     rank = np.empty_like(order)
     rank[order, np.arange(K)[None, :]] = np.arange(m)[:, None]
     # whole-atom candidates: sweeps that stop on a block edge
-    ks = kstar[None, :] + np.arange(-1, 3)[:, None]
+    ks = kstar[None, :] + _STOPS
     aa = np.broadcast_to(np.arange(K), ks.shape)
     ok = (ks >= 1) & (ks <= m - 1)
-    wA = np.where(ok, cum[np.clip(ks - 1, 0, m - 1), aa], np.nan)
+    wA = np.where(ok, cum[np.minimum(np.maximum(ks - 1, 0), m - 1), aa], np.nan)
     ok &= np.abs(wA - T) <= SNAP_TOL * per * mn
     ca, ck, cw = aa[ok], ks[ok], wA[ok].astype(float)
     cx, cc = np.full(len(ca), -1), np.zeros(len(ca))
@@ -255,30 +269,46 @@ def _propose(
         c = s1 / s0
         return s2 - s0 * np.column_stack([c[:, 0] ** 2, c[:, 1] ** 2, c[:, 0] * c[:, 1]])
 
-    pred = (
-        n1 * predict(area_A, per_A, central(area_A, s1, s2), n1)
-        + n2 * predict(area_B, per_B, central(area_B, t1 - s1, t2 - s2), n2)
-    ) / n
+    if n1 == n2:  # both sides in one call: the same values, row by row
+        both = np.concatenate([area_A, area_B])
+        cov = central(both, np.concatenate([s1, t1 - s1]), np.concatenate([s2, t2 - s2]))
+        pr = predict(both, np.concatenate([per_A, per_B]), cov, n1)
+        pred = (n1 * pr[:nc] + n2 * pr[nc:]) / n
+    else:
+        pred = (
+            n1 * predict(area_A, per_A, central(area_A, s1, s2), n1)
+            + n2 * predict(area_B, per_B, central(area_B, t1 - s1, t2 - s2), n2)
+        ) / n
     scale = np.sqrt(a_r.sum() / n)
     err = np.abs(cw - T) / (per * mn)
     score = pred - prices().cut_mu * cut_nr / scale - NU * err**2
     ranked = np.argsort(-score, kind="stable")
+    planned: dict[int, SplitPlan] = {}  # plans depend on the candidate only: make each once
+    nbrs: list[list[int]] | None = None  # made on first use, for small regions
     for c in ranked[:TOP]:
         if score[c] <= at_least:  # the caller wants nothing worse: skip planning splits
             return _BEATEN
         xm = np.zeros(m, dtype=bool)
         if is_split[c]:
             xm[cx[c]] = True
-        if not (connected(Lr, (MA[c] > 0) | xm) and connected(Lr, (MB[c] > 0) | xm)):
+        side_a, side_b = (MA[c] > 0) | xm, (MB[c] > 0) | xm
+        if nbrs is None and m <= BFS_PY_MAX:
+            nbrs = neighbour_lists(Lr)
+        if nbrs is not None:
+            if not (connected_lists(nbrs, side_a) and connected_lists(nbrs, side_b)):
+                continue
+        elif not (connected(Lr, side_a) and connected(Lr, side_b)):
             continue
         low, high = rid[MA[c] > 0], rid[MB[c] > 0]
         if not is_split[c]:
             return Proposal(float(score[c]), low, high)
-        plan = _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
+        plan = planned[int(c)] = _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
         if plan.connected(at.L, low, high):
             return Proposal(float(score[c]), low, high, plan)
     c = ranked[0]
-    best = _plan(at, c, ca, cx, cc, rid, xg, sp, uset) if is_split[c] else None
+    best = None
+    if is_split[c]:
+        best = planned.get(int(c)) or _plan(at, c, ca, cx, cc, rid, xg, sp, uset)
     return Proposal(float(score[c]), rid[MA[c] > 0], rid[MB[c] > 0], best, verified=False)
 
 
@@ -362,7 +392,7 @@ def bisect_region(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> list[
 
 def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: list) -> list:
     """The bisection score (as in :func:`_propose` for two grids) of existing pairs."""
-    preds, hh, areas = [], [], []
+    pers, covs, hh, areas = [], [], [], []
     for ids in leaves:
         area = at.area[ids]
         per = at.perim[ids].sum() - at.L[np.ix_(ids, ids)].sum()
@@ -373,9 +403,12 @@ def _pair_scores(at: Atoms, leaves: list[np.ndarray], lab: np.ndarray, pairs: li
         cov = (
             mom + area[:, None] * np.column_stack([d[:, 0] ** 2, d[:, 1] ** 2, d[:, 0] * d[:, 1]])
         ).sum(0)
-        preds.append(predict(np.array([s0]), np.array([per]), cov[None, :], 1)[0])
+        pers.append(per)
+        covs.append(cov)
         hh.append(at.hh[ids].sum())
         areas.append(s0)
+    # one call for all grids: predict works row by row, so the values are the same
+    preds = predict(np.array(areas), np.array(pers), np.array(covs), 1)
     cut = between_grids(at.Lnr, lab, len(leaves))
     mu = prices().cut_mu
     out = []

@@ -21,6 +21,7 @@ from gridmap.gridding_score import CLEAR, NU, predict
 __all__ = ["LineCut", "apply_line", "best_line"]
 
 BIG = 1e7
+_XMIN, _XMAX = np.array([-BIG, 0.0]), np.array([0.0, BIG])  # low, high half-plane
 
 
 @dataclass
@@ -32,11 +33,14 @@ class LineCut:
 
 def _side_props(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Area, perimeter, central moments (Jxx, Jyy, Jxy) and part count of (multi)polygons."""
-    parts, owner = shapely.get_parts(geoms, return_index=True)
     k = len(geoms)
-    keep = shapely.get_type_id(parts) == 3
-    parts, owner = parts[keep], owner[keep]
-    area, perim, cen, mom = polygon_props(list(parts), np.zeros(2))
+    if ((shapely.lib.get_type_id(geoms) == 3) & ~shapely.lib.is_empty(geoms)).all():
+        parts, owner = geoms, np.arange(k)  # all single polygons: they are their parts
+    else:
+        parts, owner = shapely.get_parts(geoms, return_index=True)
+        keep = shapely.lib.get_type_id(parts) == 3
+        parts, owner = parts[keep], owner[keep]
+    area, perim, cen, mom = polygon_props(parts, np.zeros(2))
     s0 = np.bincount(owner, area, k)
     s1 = np.column_stack([np.bincount(owner, area * cen[:, i], k) for i in range(2)])
     s2 = np.column_stack(
@@ -83,20 +87,24 @@ def best_line(at: Atoms, region: np.ndarray, n: int, uset: UnitSet) -> LineCut |
     d, e = uset.dirs[angles], np.column_stack([-uset.dirs[angles, 1], uset.dirs[angles, 0]])
     rot = np.stack([coords @ d.T - c, coords @ e.T], axis=-1)  # (vertex, angle, uv)
     rot = rot.transpose(1, 0, 2).reshape(-1, 2)
-    rg = shapely.set_coordinates(np.full(len(angles), whole, dtype=object), rot)
-    low = shapely.clip_by_rect(rg, -BIG, -BIG, 0.0, BIG)
-    high = shapely.clip_by_rect(rg, 0.0, -BIG, BIG, BIG)
     k = len(angles)
-    s0, sp, sc, sk = _side_props(np.concatenate([low, high]))  # both sides in one pass
-    aA, pA, cA, kA = s0[:k], sp[:k], sc[:k], sk[:k]
-    aB, pB, cB, kB = s0[k:], sp[k:], sc[k:], sk[k:]
+    rg = np.full(k, whole, dtype=object)
+    shapely.lib.set_coordinates(rg, np.ascontiguousarray(rot))
+    # low sides, then high sides: one clip and one pass over both
+    sides = shapely.lib.clip_by_rect(
+        np.concatenate([rg, rg]), np.repeat(_XMIN, k), -BIG, np.repeat(_XMAX, k), BIG
+    )
+    s0, sp, sc, sk = _side_props(sides)
+    aA, pA, kA = s0[:k], sp[:k], sk[:k]
+    aB, pB, kB = s0[k:], sp[k:], sk[k:]
     chord = np.maximum((pA + pB - whole.length) / 2, 0.0)
     scale = np.sqrt(whole.area / n)
-    score = (
-        (n1 * predict(aA, pA, cA, n1) + n2 * predict(aB, pB, cB, n2)) / n
-        - prices().cut_mu * chord / scale
-        - NU * err**2
-    )
+    if n1 == n2:  # both sides in one call: the same values
+        pr = predict(s0, sp, sc, n1)
+        pred = (n1 * pr[:k] + n2 * pr[k:]) / n
+    else:
+        pred = (n1 * predict(aA, pA, sc[:k], n1) + n2 * predict(aB, pB, sc[k:], n2)) / n
+    score = pred - prices().cut_mu * chord / scale - NU * err**2
     score = np.where((kA == 1) & (kB == 1), score, -np.inf)  # a side in pieces: not this cut
     j = int(np.argmax(score))
     if not np.isfinite(score[j]):

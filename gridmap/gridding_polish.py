@@ -51,10 +51,10 @@ def polish(
     for _ in range(rounds):
         onehot = np.zeros((m, n))
         onehot[np.arange(m), lab] = 1.0
-        M = np.zeros((m, n))  # shared edge of each atom with each grid
-        np.add.at(M, (ei, lab[ej]), ew)
-        Mnr = np.zeros((m, n))
-        np.add.at(Mnr, (ei, lab[ej]), enr)
+        # shared edge of each atom with each grid (bincount adds in order, as np.add.at does)
+        cell = ei * n + lab[ej]
+        M = np.bincount(cell, ew, m * n).reshape(m, n)
+        Mnr = np.bincount(cell, enr, m * n).reshape(m, n)
         A = onehot.T @ area
         P = onehot.T @ perim - (M * onehot).sum(0)
         W = onehot.T @ weight

@@ -18,6 +18,8 @@ __all__ = ["CLEAR", "NU", "clip_low", "half_planes", "predict"]
 CLEAR = 0.25  # m: a cut passes at least this far from every unit point or footprint
 NU = 50.0  # price of the squared relative household error
 OMEGA_EXP = 0.5  # the side's irregularity is diluted over its grids as n**-OMEGA_EXP
+_BIG = 1e7  # m: the half-plane rectangles reach this far
+_XMIN, _XMAX = np.array([-_BIG, 0.0]), np.array([0.0, _BIG])  # low, high half-plane
 
 
 def _pp_rect(r: np.ndarray) -> np.ndarray:
@@ -39,9 +41,12 @@ def predict(area: np.ndarray, perim: np.ndarray, cov: np.ndarray, n_s: int) -> n
     l2 = np.maximum((tr - disc) / 2, 1e-9 * tr)
     rho = np.sqrt(l1 / l2)
     pp_side = 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2
-    omega = np.clip(pp_side / _pp_rect(rho), 0.0, 1.0)
-    a = np.arange(1, n_s + 1, dtype=float)
-    best = _pp_rect(rho[:, None] * n_s / a[None, :] ** 2).max(axis=1)
+    omega = np.minimum(np.maximum(pp_side / _pp_rect(rho), 0.0), 1.0)  # np.clip, cheaper
+    if n_s == 1:  # one arrangement: the same values without the (n, 1) detour
+        best = _pp_rect(rho * n_s / 1.0)
+    else:
+        a = np.arange(1, n_s + 1, dtype=float)
+        best = _pp_rect(rho[:, None] * n_s / a[None, :] ** 2).max(axis=1)
     return best * omega ** (1.0 / n_s**OMEGA_EXP)
 
 
@@ -56,22 +61,30 @@ def clip_low(
     coords, idx = shapely.get_coordinates(xg, return_index=True)
     local = coords - at.origin
     e = np.column_stack([-d[:, 1], d[:, 0]])
-    rot = np.column_stack([(local * d[idx]).sum(1) - c[idx], (local * e[idx]).sum(1)])
-    rg = shapely.set_coordinates(xg.copy(), rot)  # fills a new array; xg is left as it was
-    big = 1e7
-    low = shapely.clip_by_rect(rg, -big, -big, 0.0, big)
-    high = shapely.clip_by_rect(rg, 0.0, -big, big, big)
-    area = shapely.area(rg)
-    per_low = shapely.length(low)
-    chord = np.maximum((per_low + shapely.length(high) - shapely.length(rg)) / 2, 0.0)
-    cen = np.zeros((len(xg), 2))
-    ok = ~shapely.is_empty(low)
+    lx, ly = local[:, 0], local[:, 1]
+    di, ei = d[idx], e[idx]
+    # (local * d[idx]).sum(1) without the reduction: x0 + (x1 + 0.0) is what it computes
+    rot = np.empty_like(local)
+    rot[:, 0] = lx * di[:, 0] + (ly * di[:, 1] + 0.0) - c[idx]
+    rot[:, 1] = lx * ei[:, 0] + (ly * ei[:, 1] + 0.0)
+    rg = xg.copy()
+    shapely.lib.set_coordinates(rg, rot)  # fills the copy; xg is left as it was
+    k = len(xg)
+    both = np.concatenate([rg, rg])
+    halves = shapely.lib.clip_by_rect(both, np.repeat(_XMIN, k), -_BIG, np.repeat(_XMAX, k), _BIG)
+    low = halves[:k]
+    lengths = shapely.lib.length(np.concatenate([halves, rg]))
+    per_low = lengths[:k]
+    chord = np.maximum((per_low + lengths[k : 2 * k] - lengths[2 * k :]) / 2, 0.0)
+    cen = np.zeros((k, 2))
+    ok = ~shapely.lib.is_empty(low)
     if ok.any():
-        uv = shapely.get_coordinates(shapely.centroid(low[ok]))
+        uv = shapely.get_coordinates(shapely.lib.centroid(low[ok]))
         cen[ok] = (uv[:, :1] + c[ok, None]) * d[ok] + uv[:, 1:] * e[ok]
-    if (~ok).any():
-        cen[~ok] = shapely.get_coordinates(shapely.centroid(xg[~ok])) - at.origin
-    return shapely.area(low) / np.maximum(area, 1e-12), per_low, chord, cen
+    if not ok.all():
+        cen[~ok] = shapely.get_coordinates(shapely.lib.centroid(xg[~ok])) - at.origin
+    area = shapely.lib.area(np.concatenate([low, rg]))
+    return area[:k] / np.maximum(area[k:], 1e-12), per_low, chord, cen
 
 
 def half_planes(
