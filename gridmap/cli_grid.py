@@ -60,8 +60,8 @@ def grid(
         return
     q = result.quality
     typer.echo(
-        f"draft version {result.version_id}: {result.grids} grids in "
-        f"{result.communities} communities; CV median {q['cv_median']} max "
+        f"draft version {result.version_id} (prefer {prefer or 'balance'}): {result.grids} grids "
+        f"in {result.communities} communities; CV median {q['cv_median']} max "
         f"{q['cv_max']}, Polsby-Popper mean {q['pp_mean']}, road alignment "
         f"{q['road_alignment_mean']}"
     )

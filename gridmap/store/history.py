@@ -63,13 +63,16 @@ def list_versions(
     session: Session, *, scope: str | None, community: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
     """Versions newest first that touch the caller's area (or ``community``): their
-    communities, grid counts and validity counted within that area only."""
+    communities, grid counts and validity counted within that area only; for generated
+    drafts the preference and the quality summary, so drafts can be compared before one is
+    published."""
     prefixes = [p.replace("%", "") + "%" for p in (scope, community) if p]
     where = " AND ".join(f"a.code LIKE :p{i}" for i in range(len(prefixes))) or "TRUE"
     rows = session.execute(
         text(
             "SELECT v.id, v.status, v.created_by, v.created_at, v.published_at, v.note, "
-            "v.params->>'kind' AS kind, count(g.id) AS grids, "
+            "v.params->>'kind' AS kind, v.params->>'prefer' AS prefer, "
+            "v.quality - 'per_community' AS quality, count(g.id) AS grids, "
             "array_agg(DISTINCT a.code) AS communities, min(g.valid_from) AS valid_from, "
             "max(g.valid_to) AS valid_to, bool_or(g.valid_to IS NULL AND g.valid_from IS NOT NULL)"
             " AS current FROM grid_version v JOIN grid g ON g.version_id = v.id "

@@ -177,6 +177,14 @@ def test_gridding_preference_is_kept_and_checked(
     assert r.status_code == 201, r.text
     cli = run(settings, "grid", "--community", COMMUNITY, "--prefer", "compact")
     assert cli.returncode == 0, cli.stderr
+    assert "(prefer compact)" in cli.stdout
     default = httpx.post(url, json=body, headers=planner)
     assert default.status_code == 201
     assert [p["prefer"] for _, p in sorted(drafts())] == ["streets", "compact", "balance"]
+    listed = httpx.get(f"{server}/api/v1/grid-versions", headers=planner)
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()
+    assert [v["prefer"] for v in rows] == ["balance", "compact", "streets"]  # newest first
+    for v in rows:  # figures to compare the drafts by, without the per-community detail
+        assert set(v["quality"]) >= {"cv_median", "pp_mean", "road_alignment_mean"}
+        assert "per_community" not in v["quality"]
