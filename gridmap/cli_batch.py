@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gridmap.cli_common import Prefer
 from gridmap.errors import GridmapError, InvalidInput
 from gridmap.settings import get_settings
 
@@ -50,13 +51,7 @@ def batch_grid(
     households_per_grid: Annotated[
         float | None, typer.Option(help="target households per grid (default 250)")
     ] = None,
-    prefer: Annotated[
-        str | None,
-        typer.Option(
-            help="where targets conflict: balance (default: even households), streets (edges "
-            "on roads first) or compact (roads ignored); see docs/gridding.md"
-        ),
-    ] = None,
+    prefer: Prefer = None,
     scheduler: Scheduler = None,
     workers: Workers = None,
     user: Annotated[str, typer.Option(help="who is gridding (audit)")] = "cli",

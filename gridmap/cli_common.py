@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from gridmap.errors import GridmapError
 from gridmap.settings import Settings
+
+# the gridding preference (gridmap.gridding_prefs), for `gridmap grid` and `gridmap batch grid`
+Prefer = Annotated[
+    str | None,
+    typer.Option(
+        help="where targets conflict: balance (default: even households), streets (edges on "
+        "roads first) or compact (roads ignored); see docs/gridding.md"
+    ),
+]
 
 
 def fail(exc: GridmapError) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gridmap.cli_common import engine_for, fail
+from gridmap.cli_common import Prefer, engine_for, fail
 from gridmap.errors import GridmapError, InvalidInput
 from gridmap.settings import Settings, get_settings
 
@@ -28,13 +28,7 @@ def grid(
         float | None, typer.Option(help="target households per grid (default 250)")
     ] = None,
     grids: Annotated[int | None, typer.Option(help="exact number of grids (one community)")] = None,
-    prefer: Annotated[
-        str | None,
-        typer.Option(
-            help="where targets conflict: balance (default: even households), streets (edges "
-            "on roads first) or compact (roads ignored); see docs/gridding.md"
-        ),
-    ] = None,
+    prefer: Prefer = None,
     user: Annotated[str, typer.Option(help="who is gridding (audit)")] = "cli",
 ) -> None:
     """Grid the chosen communities into a new draft version (see `gridmap grid publish`)."""
