@@ -8,7 +8,7 @@ a preference picks those prices:
 
 - ``balance`` (default): households as even as the gridder gets them, streets where they cost
   little (Yichang scenario: CV median 0.028, Polsby-Popper 0.59, 70 % of edges on roads);
-- ``streets``: edges on the streets first (82 % on roads), households less even (CV median
+- ``streets``: edges on the streets first (81 % on roads), households less even (CV median
   0.05) — grids whose edges residents and grid managers can walk;
 - ``compact``: roads ignored, round shapes (Polsby-Popper 0.65, CV median 0.023), for open
   land or where no road data is trusted.
@@ -20,7 +20,7 @@ Examples
 --------
 >>> with preferring("streets") as p:
 ...     (prices().cut_mu, p.use_roads)
-(1.0, True)
+(0.8, True)
 >>> prices().cut_mu
 0.12
 """
@@ -57,7 +57,7 @@ class Prices:
 PREFERENCES: dict[str, Prices] = {
     "balance": Prices(cut_mu=0.12, polish_mu=0.25, use_roads=True),
     # households give way here by choice: the wider search would cost ≈ 35 % more CPU
-    "streets": Prices(cut_mu=1.0, polish_mu=4.0, use_roads=True, wide_regroup=False),
+    "streets": Prices(cut_mu=0.8, polish_mu=3.0, use_roads=True, wide_regroup=False),
     "compact": Prices(cut_mu=0.12, polish_mu=0.25, use_roads=False),
 }
 DEFAULT_PREFERENCE = "balance"
