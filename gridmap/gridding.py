@@ -192,7 +192,7 @@ def _allocate(n: int, hh: np.ndarray, area: np.ndarray) -> np.ndarray:
     weight = hh
     if not full.any():
         full, weight = np.ones(len(hh), dtype=bool), area
-    alloc = np.where(full, 1, 1)
+    alloc = np.ones(len(hh), dtype=int)  # one grid per part to start, empty or not
     left = n - len(hh)
     if left < 0:
         raise InvalidInput(f"{n} grids cannot cover {len(hh)} separate parts", code="too-few-grids")
