@@ -201,3 +201,62 @@ def test_planner_page_edits_and_publishes(
     assert {f["id"] for f in current["features"]} == set(_draft_grids(server, settings, draft))
     assert tab.foreign == [] and tab.errors == []
     tab.close()
+
+
+def test_planner_generates_compares_and_publishes_plans(
+    gridded: Engine,
+    server: str,
+    settings: Settings,
+    browser: Browser,  # noqa: F811
+) -> None:
+    """Two plans of one community with different preferences, their figures side by side in
+    the table, one shown on the map, the other published: it becomes the current grids."""
+    tab = Offline(browser, {})
+    page = tab.page
+    page.goto(f"{server}/planner?community={COMMUNITY}")
+    page.fill("#user", "plan")
+    page.fill("#password", PASSWORD)
+    page.click("#login-btn")
+    _wait(page, "ready", "1")
+    page.fill("#hh-per-grid", "1000")
+    page.select_option("#prefer", "streets")
+    page.click("[data-tool=generate]")
+    _wait(page, "plans", "1")
+    page.select_option("#prefer", "compact")
+    page.click("[data-tool=generate]")
+    _wait(page, "plans", "2")
+    head = bearer(settings, "plan")
+    versions = httpx.get(f"{server}/api/v1/grid-versions", headers=head).json()
+    drafts = {v["prefer"]: v for v in versions if v["status"] == "draft"}
+    assert set(drafts) == {"streets", "compact"}
+    rows = page.locator("#plans tr[data-version]")
+    assert rows.count() == 2
+    for i, prefer, label in ((0, "streets", "沿道路"), (1, "compact", "形状规整")):
+        cells = rows.nth(i).locator("td").all_text_contents()
+        v = drafts[prefer]
+        assert cells[0] == str(v["id"]) and cells[1] == label and cells[2] == str(v["grids"])
+        assert cells[3] == f"{v['quality']['cv_median']:.3f}"
+    # the newest plan is on the map; show the first one, then publish it
+    shown = drafts["compact"]["id"]
+    assert page.evaluate("document.body.dataset.planShown") == str(shown)
+    assert page.locator("path.gm-plan").count() == drafts["compact"]["grids"]
+    first = drafts["streets"]["id"]
+    page.click(f"[data-show='{first}']")
+    _wait(page, "planShown", str(first))
+    assert page.locator("path.gm-plan").count() == drafts["streets"]["grids"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "test-planner-plans.png"))
+    page.click(f"[data-publish='{first}']")
+    _wait(page, "published", str(first))
+    current = httpx.get(
+        f"{server}/api/v1/grids", params={"community": COMMUNITY}, headers=head
+    ).json()
+    assert current["numberMatched"] == drafts["streets"]["grids"]
+    statuses = {
+        v["id"]: v["status"]
+        for v in httpx.get(f"{server}/api/v1/grid-versions", headers=head).json()
+    }
+    assert statuses[first] == "published" and statuses[shown] == "draft"
+    assert "已发布" in rows.nth(0).text_content()
+    assert tab.foreign == [] and tab.errors == []
+    tab.close()

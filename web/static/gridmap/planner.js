@@ -55,6 +55,15 @@
     },
   }).addTo(map);
   const problemLayer = L.layerGroup().addTo(map);
+  const planLayer = L.geoJSON(null, {  // a generated plan (a gridding draft version)
+    style: { color: "#8e44ad", weight: 2, dashArray: "2 4", fillOpacity: 0.06 },
+    onEachFeature: (f, layer) => {
+      layer.options.className = "gm-plan";
+      layer.bindTooltip(`方案 ${f.id.slice(-3)} · ${f.properties.households}户`);
+    },
+  }).addTo(map);
+  const plans = [];  // generated this visit: {version, prefer, grids, quality, published}
+  const PREFER = { balance: "户数均衡", streets: "沿道路", compact: "形状规整" };
   const unitLayer = L.layerGroup();
 
   function unitStyle(id) {
@@ -221,6 +230,61 @@
       say(`草稿 ${state.draft} 已放弃`);
       draftLayer.clearLayers();
     },
+  };
+
+  // -- generated plans (POST /gridding drafts: compare, show, publish) -----------------------
+  async function showPlan(version) {
+    const fc = await api(`/grids?version=${version}`);
+    planLayer.clearLayers().addData(fc);
+    if (fc.features.length) map.fitBounds(planLayer.getBounds(), { padding: [20, 20], animate: false });
+    for (const p of plans) p.shown = p.version === version;
+    renderPlans();
+    document.body.dataset.planShown = version;
+    document.body.dataset.planGrids = fc.features.length;
+  }
+
+  function renderPlans() {
+    const fmt = (v, d) => (v === null || v === undefined ? "—" : Number(v).toFixed(d));
+    const head = "<tr><th>方案</th><th>偏好</th><th>网格</th><th>户数CV</th><th>紧凑度</th>"
+      + "<th>沿路</th><th></th></tr>";
+    const rows = plans.map((p) => {
+      const q = p.quality;
+      const act = p.published ? "已发布"
+        : `<button data-show="${p.version}">查看</button><button data-publish="${p.version}">发布</button>`;
+      return `<tr class="${p.shown ? "shown" : ""}" data-version="${p.version}"><td>${p.version}</td>`
+        + `<td>${PREFER[p.prefer]}</td><td>${p.grids}</td><td>${fmt(q.cv_median, 3)}</td>`
+        + `<td>${fmt(q.pp_mean, 2)}</td><td>${q.road_alignment_mean === null ? "—" : fmt(100 * q.road_alignment_mean, 0) + "%"}</td>`
+        + `<td>${act}</td></tr>`;
+    });
+    $("plans").innerHTML = plans.length ? head + rows.join("") : "";
+    for (const b of $("plans").querySelectorAll("[data-show]")) {
+      b.onclick = () => run("plan-show", () => showPlan(parseInt(b.dataset.show, 10)));
+    }
+    for (const b of $("plans").querySelectorAll("[data-publish]")) {
+      b.onclick = () => run("plan-publish", () => publishPlan(parseInt(b.dataset.publish, 10)));
+    }
+    document.body.dataset.plans = plans.length;
+  }
+
+  async function publishPlan(version) {
+    await api(`/grid-versions/${version}/publish`, { method: "POST" });
+    for (const p of plans) if (p.version === version) p.published = true;
+    renderPlans();
+    say(`方案 ${version} 已发布为现行网格; 可"打开草稿"继续微调`);
+    document.body.dataset.published = version;
+  }
+
+  tools.generate = async () => {
+    const communities = $("community").value.split(/[,，\s]+/).filter(Boolean);
+    if (communities.length !== 1) throw { status: "", body: { detail: "请填写一个社区代码" } };
+    const body = { community: communities[0], prefer: $("prefer").value };
+    const k = parseFloat($("hh-per-grid").value);
+    if (k) body.households_per_grid = k;
+    say("正在划分…");
+    const out = await api("/gridding", { method: "POST", json: body });
+    plans.push({ version: out.version, prefer: body.prefer, grids: out.grids, quality: out.quality });
+    await showPlan(out.version);
+    say(`方案 ${out.version} (${PREFER[body.prefer]}): ${out.grids} 个网格`);
   };
 
   function showImpact(m) {
