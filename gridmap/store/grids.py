@@ -165,7 +165,7 @@ def run_gridding(
         if progress:
             progress(out.code)
     session.execute(insert(Grid), rows)
-    version.quality = _summary(per)
+    version.quality = quality_summary(per)
     record_audit(
         session,
         user,
@@ -177,7 +177,10 @@ def run_gridding(
     return GriddingResult(int(version.id), len(communities), len(rows), version.quality)
 
 
-def _summary(per: list[dict[str, Any]]) -> dict[str, Any]:
+def quality_summary(per: list[dict[str, Any]], *, detail: bool = True) -> dict[str, Any]:
+    """Figures over the communities ``per`` (one dict of gridding quality each); with
+    ``detail`` the per-community dicts too."""
+
     def stat(key: str, fn: Callable[[np.ndarray], float]) -> float | None:
         vals = np.array([p[key] for p in per if p.get(key) is not None], dtype=float)
         vals = vals[np.isfinite(vals)]
@@ -193,8 +196,7 @@ def _summary(per: list[dict[str, Any]]) -> dict[str, Any]:
         "total_gap_m2": stat("gap_area", np.sum),
         "slivers": int(sum(p.get("slivers", 0) for p in per)),
         "units_on_edge": int(sum(p.get("units_on_edge", 0) for p in per)),
-        "per_community": per,
-    }
+    } | ({"per_community": per} if detail else {})
 
 
 def publish_version(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gridmap.errors import InvalidInput, NotFound, ValidationFailed
 from gridmap.store.areas import record_audit
 from gridmap.store.drafts import check_no_foreign_locks, draft_problems, release_locks
-from gridmap.store.grids import publish_version
+from gridmap.store.grids import publish_version, quality_summary
 from gridmap.store.models import GridVersion
 
 __all__ = ["diff_versions", "list_versions", "publish_draft", "rollback"]
@@ -64,15 +64,16 @@ def list_versions(
 ) -> list[dict[str, Any]]:
     """Versions newest first that touch the caller's area (or ``community``): their
     communities, grid counts and validity counted within that area only; for generated
-    drafts the preference and the quality summary, so drafts can be compared before one is
-    published."""
+    drafts the preference and the quality figures of those communities (not of the whole
+    version, which may reach beyond the caller's area), so drafts can be compared before one
+    is published; None for edits and rollbacks."""
     prefixes = [p.replace("%", "") + "%" for p in (scope, community) if p]
     where = " AND ".join(f"a.code LIKE :p{i}" for i in range(len(prefixes))) or "TRUE"
     rows = session.execute(
         text(
             "SELECT v.id, v.status, v.created_by, v.created_at, v.published_at, v.note, "
             "v.params->>'kind' AS kind, v.params->>'prefer' AS prefer, "
-            "v.quality - 'per_community' AS quality, count(g.id) AS grids, "
+            "v.quality->'per_community' AS quality, count(g.id) AS grids, "
             "array_agg(DISTINCT a.code) AS communities, min(g.valid_from) AS valid_from, "
             "max(g.valid_to) AS valid_to, bool_or(g.valid_to IS NULL AND g.valid_from IS NOT NULL)"
             " AS current FROM grid_version v JOIN grid g ON g.version_id = v.id "
@@ -88,6 +89,11 @@ def list_versions(
             d[k] = d[k].isoformat() if d[k] else None
         d["communities"] = sorted(d["communities"])
         d["kind"] = d["kind"] or "gridding"
+        per = d["quality"]
+        if per is not None:
+            within = set(d["communities"])
+            mine = [p for p in per if p.get("community") in within]
+            d["quality"] = quality_summary(mine, detail=False) if mine else None
         out.append(d)
     return out
 

@@ -224,3 +224,23 @@ def test_history_of_a_city_wide_version_is_usable_per_area(
         == 404
     )
     _check_partition(two_communities)
+
+
+def test_versions_list_figures_only_for_the_callers_communities(two_communities: Engine) -> None:
+    """A draft over both communities, listed for a user scoped to one: its figures are those
+    of that community alone (the other's are not theirs to see)."""
+    from gridmap.store.history import list_versions
+
+    with session_scope(two_communities) as s:
+        r = run_gridding(
+            s, select_communities(s, district="420502"), user="t", households_per_grid=900
+        )
+        per = {p["community"]: p for p in r.quality["per_community"]}
+        mine = list_versions(s, scope=LEFT)[0]
+        everyone = list_versions(s, scope=None)[0]
+    assert mine["id"] == everyone["id"] == r.version_id and mine["prefer"] == "balance"
+    assert mine["communities"] == [LEFT] and everyone["communities"] == [LEFT, RIGHT]
+    assert mine["quality"]["communities"] == 1 and everyone["quality"]["communities"] == 2
+    assert mine["quality"]["cv_max"] == round(per[LEFT]["cv"], 4)
+    assert everyone["quality"]["cv_max"] == round(max(p["cv"] for p in per.values()), 4)
+    assert "per_community" not in everyone["quality"]
