@@ -61,11 +61,13 @@ def batch_grid(
     from gridmap.batch import connect, dask_map
     from gridmap.cli_common import engine_for as _engine
     from gridmap.cli_common import fail as _fail
+    from gridmap.gridding_prefs import check_preference
     from gridmap.store.db import session_scope
     from gridmap.store.grids import run_gridding, select_communities
 
     n = _workers(scheduler, workers)
     try:
+        prefer = check_preference(prefer)  # before a cluster starts for nothing
         t0 = time.perf_counter()
         with connect(scheduler, n) as client, session_scope(_engine(get_settings())) as s:
             chosen = select_communities(s, district=district)
@@ -84,9 +86,9 @@ def batch_grid(
         return
     q = result.quality
     typer.echo(
-        f"draft version {result.version_id}: {result.grids} grids in {result.communities} "
-        f"communities in {time.perf_counter() - t0:.1f} s ({_where(scheduler, n)}); CV median "
-        f"{q['cv_median']}, Polsby-Popper mean {q['pp_mean']}"
+        f"draft version {result.version_id} (prefer {prefer}): {result.grids} grids in "
+        f"{result.communities} communities in {time.perf_counter() - t0:.1f} s "
+        f"({_where(scheduler, n)}); CV median {q['cv_median']}, Polsby-Popper mean {q['pp_mean']}"
     )
     typer.echo(f"publish with: gridmap grid publish {result.version_id}")
 

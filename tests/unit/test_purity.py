@@ -27,6 +27,7 @@ PURE = [
     "gridmap.locate",
     "gridmap.locate_raster",
     "gridmap.gridding",
+    "gridmap.gridding_prefs",
     "gridmap.gridding_jobs",
     "gridmap.batch",
     "gridmap.scenario",
