@@ -235,7 +235,10 @@ def test_planner_generates_compares_and_publishes_plans(
         cells = rows.nth(i).locator("td").all_text_contents()
         v = drafts[prefer]
         assert cells[0] == str(v["id"]) and cells[1] == label and cells[2] == str(v["grids"])
-        assert cells[3] == f"{v['quality']['cv_median']:.3f}"
+        q = v["quality"]
+        assert cells[3] == f"{q['cv_median']:.3f}" and cells[4] == f"{q['pp_mean']:.2f}"
+        al = q["road_alignment_mean"]
+        assert cells[5] == ("—" if al is None else f"{100 * al:.0f}%")
     # the newest plan is on the map; show the first one, then publish it
     shown = drafts["compact"]["id"]
     assert page.evaluate("document.body.dataset.planShown") == str(shown)
@@ -247,7 +250,7 @@ def test_planner_generates_compares_and_publishes_plans(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "test-planner-plans.png"))
     page.click(f"[data-publish='{first}']")
-    _wait(page, "published", str(first))
+    _wait(page, "planPublished", str(first))
     current = httpx.get(
         f"{server}/api/v1/grids", params={"community": COMMUNITY}, headers=head
     ).json()
@@ -257,6 +260,15 @@ def test_planner_generates_compares_and_publishes_plans(
         for v in httpx.get(f"{server}/api/v1/grid-versions", headers=head).json()
     }
     assert statuses[first] == "published" and statuses[shown] == "draft"
-    assert "已发布" in rows.nth(0).text_content()
+    assert "现行" in rows.nth(0).text_content()
+    assert page.locator(f"[data-publish='{first}']").count() == 0
+    # publishing the other plan supersedes the first one, in the table too
+    page.click(f"[data-publish='{shown}']")
+    _wait(page, "planPublished", str(shown))
+    assert "已被替换" in rows.nth(0).text_content() and "现行" in rows.nth(1).text_content()
+    current = httpx.get(
+        f"{server}/api/v1/grids", params={"community": COMMUNITY}, headers=head
+    ).json()
+    assert current["numberMatched"] == drafts["compact"]["grids"]
     assert tab.foreign == [] and tab.errors == []
     tab.close()

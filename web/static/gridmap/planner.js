@@ -59,7 +59,7 @@
     style: { color: "#8e44ad", weight: 2, dashArray: "2 4", fillOpacity: 0.06 },
     onEachFeature: (f, layer) => {
       layer.options.className = "gm-plan";
-      layer.bindTooltip(`方案 ${f.id.slice(-3)} · ${f.properties.households}户`);
+      layer.bindTooltip(`网格 ${f.id.slice(-3)} · ${f.properties.households}户`);
     },
   }).addTo(map);
   const plans = [];  // generated this visit: {version, prefer, grids, quality, published}
@@ -114,7 +114,7 @@
     $("problems").innerHTML = "";
     for (const p of problems) {
       const li = document.createElement("li");
-      li.textContent = p.message || p.kind;
+      li.textContent = p.message || p.msg || p.kind;
       li.dataset.kind = p.kind;
       $("problems").appendChild(li);
       if (p.location) {
@@ -243,35 +243,68 @@
     document.body.dataset.planGrids = fc.features.length;
   }
 
-  function renderPlans() {
+  const STATUS = { draft: "", published: "现行", superseded: "已被替换" };
+
+  function cell(tr, text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function button(td, text, data, action) {
+    const b = document.createElement("button");
+    b.textContent = text;
+    Object.assign(b.dataset, data);
+    b.onclick = () => run(text === "发布" ? "plan-publish" : "plan-show", action);
+    td.appendChild(b);
+  }
+
+  function renderPlans() {  // built with textContent: no server value becomes markup
     const fmt = (v, d) => (v === null || v === undefined ? "—" : Number(v).toFixed(d));
-    const head = "<tr><th>方案</th><th>偏好</th><th>网格</th><th>户数CV</th><th>紧凑度</th>"
-      + "<th>沿路</th><th></th></tr>";
-    const rows = plans.map((p) => {
-      const q = p.quality;
-      const act = p.published ? "已发布"
-        : `<button data-show="${p.version}">查看</button><button data-publish="${p.version}">发布</button>`;
-      return `<tr class="${p.shown ? "shown" : ""}" data-version="${p.version}"><td>${p.version}</td>`
-        + `<td>${PREFER[p.prefer]}</td><td>${p.grids}</td><td>${fmt(q.cv_median, 3)}</td>`
-        + `<td>${fmt(q.pp_mean, 2)}</td><td>${q.road_alignment_mean === null ? "—" : fmt(100 * q.road_alignment_mean, 0) + "%"}</td>`
-        + `<td>${act}</td></tr>`;
-    });
-    $("plans").innerHTML = plans.length ? head + rows.join("") : "";
-    for (const b of $("plans").querySelectorAll("[data-show]")) {
-      b.onclick = () => run("plan-show", () => showPlan(parseInt(b.dataset.show, 10)));
+    const table = $("plans");
+    table.replaceChildren();
+    if (plans.length) {
+      const head = document.createElement("tr");
+      for (const h of ["方案", "偏好", "网格", "户数CV", "紧凑度", "沿路", ""]) {
+        head.appendChild(document.createElement("th")).textContent = h;
+      }
+      table.appendChild(head);
     }
-    for (const b of $("plans").querySelectorAll("[data-publish]")) {
-      b.onclick = () => run("plan-publish", () => publishPlan(parseInt(b.dataset.publish, 10)));
+    for (const p of plans) {
+      const q = p.quality || {};
+      const tr = document.createElement("tr");
+      tr.dataset.version = p.version;
+      if (p.shown) tr.className = "shown";
+      cell(tr, String(p.version));
+      cell(tr, PREFER[p.prefer] || p.prefer);
+      cell(tr, String(p.grids));
+      cell(tr, fmt(q.cv_median, 3));
+      cell(tr, fmt(q.pp_mean, 2));
+      const al = q.road_alignment_mean;
+      cell(tr, al === null || al === undefined ? "—" : `${fmt(100 * al, 0)}%`);
+      const act = cell(tr, STATUS[p.status] || "");
+      button(act, "查看", { show: p.version }, () => showPlan(p.version));
+      if (p.status === "draft") button(act, "发布", { publish: p.version }, () => publishPlan(p.version));
+      table.appendChild(tr);
     }
     document.body.dataset.plans = plans.length;
   }
 
+  async function refreshStatuses(community) {  // a later publish supersedes an earlier one
+    const versions = await api(`/grid-versions?community=${encodeURIComponent(community)}`);
+    const status = Object.fromEntries(versions.map((v) => [v.id, v.status]));
+    for (const p of plans) if (status[p.version]) p.status = status[p.version];
+  }
+
   async function publishPlan(version) {
     await api(`/grid-versions/${version}/publish`, { method: "POST" });
-    for (const p of plans) if (p.version === version) p.published = true;
+    const plan = plans.find((p) => p.version === version);
+    await refreshStatuses(plan.community);
     renderPlans();
+    if (state.draft) await reload(false);  // the current grids under an open draft changed
     say(`方案 ${version} 已发布为现行网格; 可"打开草稿"继续微调`);
-    document.body.dataset.published = version;
+    document.body.dataset.planPublished = version;
   }
 
   tools.generate = async () => {
@@ -282,7 +315,11 @@
     if (k) body.households_per_grid = k;
     say("正在划分…");
     const out = await api("/gridding", { method: "POST", json: body });
-    plans.push({ version: out.version, prefer: body.prefer, grids: out.grids, quality: out.quality });
+    plans.push({
+      version: out.version, prefer: body.prefer, grids: out.grids, quality: out.quality,
+      community: body.community, status: "draft",
+    });
+    renderPlans();  // listed even if the map below fails to load
     await showPlan(out.version);
     say(`方案 ${out.version} (${PREFER[body.prefer]}): ${out.grids} 个网格`);
   };
