@@ -13,8 +13,9 @@ from gridmap.settings import Settings
 Prefer = Annotated[
     str | None,
     typer.Option(
-        help="where targets conflict: balance (default: even households), streets (edges on "
-        "roads first) or compact (roads ignored); see docs/gridding.md"
+        help="where targets conflict: balance (default: the compromise, ~70 % of edges on "
+        "roads), streets (edges on roads first) or compact (roads ignored: roundest, most "
+        "even); see docs/gridding.md"
     ),
 ]
 

@@ -30,7 +30,7 @@ SMALL_GROUPS = 0  # if > 0, after the grid's whole neighbourhood the grid with t
 # neighbours furthest off the mean the other way is tried too
 # The wider search, only where the households' CV is still above WIDE_CV after the first:
 # on the Yichang scenario CV p90 0.059 → 0.051, max 0.102 → 0.092, PP +0.003, alignment
-# −0.001, ≈ +10 % CPU (everywhere it would cost ≈ +25 % for the same figures).
+# −0.001, ≈ +3–12 % CPU (everywhere it would cost ≈ +25 % for the same figures).
 WIDE_CV = 0.05
 WIDE_E, WIDE_ROUNDS, WIDE_SMALL_GROUPS = 0.06, 5, 2
 

@@ -1,9 +1,9 @@
 """Scoring shared by the bisection sweeps and the straight cuts, and the cut geometry.
 
 A candidate cut is judged by the Polsby-Popper it predicts for the grids its two sides will
-become, minus the preference's ``cut_mu`` (:mod:`gridmap.gridding_prefs`) per typical grid side of
-cut off the roads and :data:`NU` times the
-squared relative household error per grid. These weights are the tuning knobs of the gridder.
+become, minus the preference's ``cut_mu`` (:mod:`gridmap.gridding_prefs`) per typical grid side
+of cut off the roads and :data:`NU` times the squared relative household error per grid. These
+weights are the tuning knobs of the gridder.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@
     },
   }).addTo(map);
   const plans = [];  // generated this visit: {version, prefer, grids, quality, published}
-  const PREFER = { balance: "户数均衡", streets: "沿道路", compact: "形状规整" };
+  const PREFER = { balance: "兼顾", streets: "沿道路", compact: "形状规整" };
   const unitLayer = L.layerGroup();
 
   function unitStyle(id) {
