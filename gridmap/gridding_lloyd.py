@@ -18,9 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from gridmap.gridding_atoms import Atoms, UnitSet
+from gridmap.gridding_balance import _gap as balance_gap
 from gridmap.gridding_polish import NU
 from gridmap.gridding_prefs import prices
-from gridmap.gridding_score import CLEAR
 
 __all__ = ["ITERS", "TOL", "copy_atoms", "grid_figures", "lloyd"]
 
@@ -74,20 +74,11 @@ def _gap(
     at: Atoms, x: int, share: float, toward: np.ndarray, uset: UnitSet
 ) -> tuple[int, float, float] | None:
     """Direction, position and household share of the cut of atom ``x`` through a gap between
-    its units that puts closest to ``share`` households on the side facing ``toward``."""
-    ux = at.units[x]
-    if len(ux) < 2:
-        return None
+    its units that puts closest to ``share`` households on the side facing ``toward`` (the
+    balancing cuts' gap search, in the direction closest to ``toward``)."""
     a = int(np.argmax(uset.dirs @ toward))
-    lo, hi, hh = uset.lo[ux, a], uset.hi[ux, a], uset.hh[ux]
-    o = np.argsort(lo, kind="stable")
-    run = np.maximum.accumulate(hi[o])
-    gap = lo[o][1:] - run[:-1] > 2 * CLEAR
-    if not gap.any():
-        return None
-    high = hh.sum() - np.cumsum(hh[o])[:-1]
-    i = int(np.argmin(np.where(gap, np.abs(high - share), np.inf)))
-    return a, float(run[i] + lo[o][i + 1]) / 2, float(high[i])
+    got = balance_gap(at, x, a, share, uset)
+    return None if got is None else (a, *got)
 
 
 def _cut(at: Atoms, x: int, a: int, c: float, uset: UnitSet) -> tuple | None:
