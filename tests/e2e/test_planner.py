@@ -67,6 +67,18 @@ def _wait(page: Page, attr: str, value: Any) -> None:
     )
 
 
+def _signed_in(browser: Browser, server: str) -> Offline:  # noqa: F811
+    """An offline tab on the planner page of the test community, signed in as the planner."""
+    tab = Offline(browser, {})
+    page = tab.page
+    page.goto(f"{server}/planner?community={COMMUNITY}")
+    page.fill("#user", "plan")
+    page.fill("#password", PASSWORD)
+    page.click("#login-btn")
+    _wait(page, "ready", "1")
+    return tab
+
+
 def _draft_grids(server: str, settings: Settings, draft: int) -> dict[str, Any]:
     fc = httpx.get(
         f"{server}/api/v1/grids", params={"version": draft}, headers=bearer(settings, "plan")
@@ -80,13 +92,8 @@ def test_planner_page_edits_and_publishes(
     settings: Settings,
     browser: Browser,  # noqa: F811
 ) -> None:
-    tab = Offline(browser, {})
+    tab = _signed_in(browser, server)
     page = tab.page
-    page.goto(f"{server}/planner?community={COMMUNITY}")
-    page.fill("#user", "plan")
-    page.fill("#password", PASSWORD)
-    page.click("#login-btn")
-    _wait(page, "ready", "1")
     page.click("#open-btn")
     page.wait_for_function("() => document.body.dataset.grids === '6'", timeout=60_000)
     draft = int(page.evaluate("document.body.dataset.draft"))
@@ -211,13 +218,8 @@ def test_planner_generates_compares_and_publishes_plans(
 ) -> None:
     """Two plans of one community with different preferences, their figures side by side in
     the table, one shown on the map, the other published: it becomes the current grids."""
-    tab = Offline(browser, {})
+    tab = _signed_in(browser, server)
     page = tab.page
-    page.goto(f"{server}/planner?community={COMMUNITY}")
-    page.fill("#user", "plan")
-    page.fill("#password", PASSWORD)
-    page.click("#login-btn")
-    _wait(page, "ready", "1")
     page.fill("#hh-per-grid", "1000")
     page.select_option("#prefer", "streets")
     page.click("[data-tool=generate]")
