@@ -28,6 +28,8 @@ class DraftRequest(Body):
         min_length=1, max_length=50
     )
     note: str | None = Field(None, max_length=500)
+    # start from a generated plan (POST /gridding) instead of the current grids
+    from_version: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class EditRequest(Body):
@@ -98,6 +100,7 @@ def open_draft(
         scope=user.area,
         note=body.note,
         lock_minutes=settings.draft_lock_minutes,
+        from_version=body.from_version,
     )
     session.commit()
     return out

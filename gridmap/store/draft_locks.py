@@ -84,8 +84,11 @@ def open_draft(
     scope: str | None,
     note: str | None = None,
     lock_minutes: int = LOCK_MINUTES,
+    from_version: int | None = None,
 ) -> dict[str, Any]:
-    """Open (or reopen) a draft of the current grids of ``communities``, locking them."""
+    """Open (or reopen) a draft of the current grids of ``communities``, locking them; with
+    ``from_version``, of that generated plan's grids instead (refine a plan before it is
+    published — also for communities that have no published grids yet)."""
     codes = sorted(set(communities))
     rows = session.execute(
         text("SELECT id, code FROM area WHERE kind = 'community' AND code = ANY(:codes)"),
@@ -102,8 +105,18 @@ def open_draft(
     mine = {r.version_id for r in held}
     if len(held) == len(ids) and len(mine) == 1:  # the same planner coming back to the draft
         vid = mine.pop()
-        _refresh(session, vid, lock_minutes)
-        return draft_info(session, vid)
+        started = session.execute(
+            text("SELECT (params->>'from_version')::int FROM grid_version WHERE id = :v"),
+            {"v": vid},
+        ).scalar()
+        if from_version is None or started == from_version:
+            _refresh(session, vid, lock_minutes)
+            return draft_info(session, vid)
+        raise ConflictError(
+            f"you already edit these communities in draft {vid}; publish or discard it "
+            f"before starting from plan {from_version}",
+            code="draft-open",
+        )
     if held:
         r = held[0]
         raise ConflictError(
@@ -111,23 +124,31 @@ def open_draft(
             "it, or open exactly the same communities again",
             code="draft-open",
         )
+    source = (
+        "valid_from IS NOT NULL AND valid_to IS NULL"
+        if from_version is None
+        else _plan_source(session, from_version)
+    )
     counts: dict[int, int] = dict(
         session.execute(
             text(
                 "SELECT community_id, count(*) FROM grid WHERE community_id = ANY(:ids) "
-                "AND valid_from IS NOT NULL AND valid_to IS NULL GROUP BY community_id"
+                f"AND {source} GROUP BY community_id"
             ),
-            {"ids": ids},
+            {"ids": ids, "src": from_version},
         ).all()
     )
     if empty := [c for c in codes if not counts.get(found[c])]:
         raise InvalidInput(
-            f"community {empty[0]} has no published grids to edit; run gridding first",
+            f"community {empty[0]} has no published grids to edit; run gridding first"
+            if from_version is None
+            else f"plan {from_version} has no grids in community {empty[0]}",
             code="no-grids",
         )
-    version = GridVersion(
-        status="draft", created_by=user, note=note, params={"kind": "edit", "communities": codes}
-    )
+    params: dict[str, Any] = {"kind": "edit", "communities": codes}
+    if from_version is not None:
+        params["from_version"] = from_version
+    version = GridVersion(status="draft", created_by=user, note=note, params=params)
     session.add(version)
     session.flush()
     vid = int(version.id)
@@ -135,9 +156,9 @@ def open_draft(
         text(
             "INSERT INTO grid (version_id, code, community_id, kind, households, population, geom)"
             " SELECT :vid, code, community_id, kind, households, population, geom FROM grid "
-            "WHERE community_id = ANY(:ids) AND valid_from IS NOT NULL AND valid_to IS NULL"
+            f"WHERE community_id = ANY(:ids) AND {source}"
         ),
-        {"vid": vid, "ids": ids},
+        {"vid": vid, "ids": ids, "src": from_version},
     )
     taken = session.execute(
         text(
@@ -155,6 +176,24 @@ def open_draft(
         session, user, "drafts.open", "grid_version", str(vid), after={"communities": codes}
     )
     return draft_info(session, vid)
+
+
+def _plan_source(session: Session, version: int) -> str:
+    """The grid filter for a plan to start a draft from: a generated draft, not yet published
+    (anything else is a 409 naming what it is; an unknown id a 404)."""
+    row = session.execute(
+        text("SELECT status, params->>'kind' AS kind FROM grid_version WHERE id = :v"),
+        {"v": version},
+    ).first()
+    if row is None:
+        raise NotFound(f"grid version {version} not found", code="version-not-found")
+    if row.status != "draft" or (row.kind or "gridding") != "gridding":
+        raise ConflictError(
+            f"grid version {version} is {'an ' + row.kind if row.kind else 'a'} {row.status} "
+            "version, not a generated plan; open a draft of the current grids instead",
+            code="not-a-plan",
+        )
+    return "version_id = :src"
 
 
 def _refresh(session: Session, vid: int, minutes: int = LOCK_MINUTES) -> None:

@@ -309,3 +309,53 @@ def test_located_incidents_keep_their_grid(
     assert p.c.post(f"/drafts/{draft}/publish").status_code == 200
     after = httpx.get(f"{server}{API}/incidents/{ref}", headers=disp).json()
     assert after["grid_code"] == code  # located in the grid valid at the time
+
+
+def test_a_draft_starts_from_a_generated_plan(
+    published: Engine, server: str, settings: Settings
+) -> None:
+    """Generate a plan, refine it in a draft before publishing: the draft holds the plan's
+    grids, not the current ones; edits and publish work as usual. Versions that are not
+    unpublished plans are refused by name, and nothing is written then."""
+    planner = Planner(server, _tok(settings, "plan", "planner", "420502"))
+    current = planner.c.get("/grids", params={"community": COMMUNITY}).json()["features"]
+    plan = planner.c.post(
+        "/gridding", json={"community": COMMUNITY, "households_per_grid": 600, "prefer": "compact"}
+    ).json()
+    assert plan["grids"] != len(current)  # a different partition from the current one
+    published_id = max(
+        v["id"] for v in planner.c.get("/grid-versions").json() if v["status"] == "published"
+    )
+    before = snapshot(published)
+    for version, status in ((published_id, 409), (10**6, 404)):
+        r = planner.c.post("/drafts", json={"communities": [COMMUNITY], "from_version": version})
+        assert r.status_code == status, r.text
+        assert "plan" in r.text or "not found" in r.text
+    assert snapshot(published) == before
+    body = {"communities": [COMMUNITY], "from_version": plan["version"]}
+    r = planner.c.post("/drafts", json=body)
+    assert r.status_code == 201, r.text
+    draft = r.json()["draft"]
+    grids = planner.grids(draft)
+    source = planner.grids(plan["version"])
+    assert sorted(grids) == sorted(source)
+    assert all(
+        shape(grids[c]["geometry"]).equals(shape(source[c]["geometry"]))
+        and grids[c]["properties"]["households"] == source[c]["properties"]["households"]
+        for c in grids
+    )
+    # asking again from the same plan reopens it; from another version is a 409 while it is open
+    again = planner.c.post("/drafts", json=body)
+    assert again.status_code == 201 and again.json()["draft"] == draft
+    other = planner.c.post("/drafts", json={"communities": [COMMUNITY]})
+    assert other.status_code == 201 and other.json()["draft"] == draft  # plain reopen
+    second = planner.c.post("/gridding", json={"community": COMMUNITY, "prefer": "streets"})
+    clash = planner.c.post(
+        "/drafts", json={"communities": [COMMUNITY], "from_version": second.json()["version"]}
+    )
+    assert clash.status_code == 409 and f"draft {draft}" in clash.text
+    a, b = _adjacent(grids)
+    assert planner.edit(draft, op="merge", codes=[a, b]).status_code == 200
+    assert planner.c.post(f"/drafts/{draft}/publish").status_code == 200
+    now = planner.c.get("/grids", params={"community": COMMUNITY}).json()
+    assert now["numberMatched"] == plan["grids"] - 1

@@ -251,6 +251,18 @@ def test_planner_generates_compares_and_publishes_plans(
     assert page.locator("path.gm-plan").count() == drafts["streets"]["grids"]
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "test-planner-plans.png"))
+    # refine a plan in a draft: the draft holds the plan's grids; discard it again
+    page.click(f"[data-edit='{shown}']")
+    page.wait_for_function(
+        f"() => document.body.dataset.busy !== '1' && document.body.dataset.grids === "
+        f"'{drafts['compact']['grids']}' && document.body.dataset.last === 'plan-edit'",
+        timeout=60_000,
+    )
+    assert page.locator("path.gm-draft").count() == drafts["compact"]["grids"]
+    assert "从方案" in page.text_content("#status")
+    page.click("[data-tool=discard]")
+    page.wait_for_function("() => document.body.dataset.last === 'discard'", timeout=60_000)
+    assert "已放弃" in page.text_content("#status")
     page.click(f"[data-publish='{first}']")
     _wait(page, "planPublished", str(first))
     current = httpx.get(

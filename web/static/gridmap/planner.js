@@ -229,6 +229,8 @@
       await api(`/drafts/${state.draft}`, { method: "DELETE" });
       say(`草稿 ${state.draft} 已放弃`);
       draftLayer.clearLayers();
+      state.draft = null;  // nothing open: later steps must not reload a discarded draft
+      $("draft-label").textContent = "";
     },
   };
 
@@ -256,7 +258,7 @@
     const b = document.createElement("button");
     b.textContent = text;
     Object.assign(b.dataset, data);
-    b.onclick = () => run(text === "发布" ? "plan-publish" : "plan-show", action);
+    b.onclick = () => run(`plan-${Object.keys(data)[0]}`, action);
     td.appendChild(b);
   }
 
@@ -285,7 +287,10 @@
       cell(tr, al === null || al === undefined ? "—" : `${fmt(100 * al, 0)}%`);
       const act = cell(tr, STATUS[p.status] || "");
       button(act, "查看", { show: p.version }, () => showPlan(p.version));
-      if (p.status === "draft") button(act, "发布", { publish: p.version }, () => publishPlan(p.version));
+      if (p.status === "draft") {
+        button(act, "编辑", { edit: p.version }, () => editPlan(p));
+        button(act, "发布", { publish: p.version }, () => publishPlan(p.version));
+      }
       table.appendChild(tr);
     }
     document.body.dataset.plans = plans.length;
@@ -295,6 +300,16 @@
     const versions = await api(`/grid-versions?community=${encodeURIComponent(community)}`);
     const status = Object.fromEntries(versions.map((v) => [v.id, v.status]));
     for (const p of plans) if (status[p.version]) p.status = status[p.version];
+  }
+
+  async function editPlan(plan) {  // refine a plan in a draft before it is published
+    const info = await api("/drafts", {
+      method: "POST", json: { communities: [plan.community], from_version: plan.version },
+    });
+    state.draft = info.draft;
+    planLayer.clearLayers();
+    await reload(true);
+    say(`草稿 ${info.draft} 从方案 ${plan.version} 打开; 改好后"发布为新版本"`);
   }
 
   async function publishPlan(version) {
