@@ -23,6 +23,7 @@ __all__ = [
     "SplitPlan",
     "UnitSet",
     "insert_vertices",
+    "neighbour_lists",
     "polygon_props",
     "reach",
     "shared_lengths",
@@ -101,6 +102,14 @@ def _grow(mat: np.ndarray, k: int) -> np.ndarray:
 BFS_PY_MAX = 100  # graphs up to this many nodes are searched in plain Python (faster)
 
 
+def neighbour_lists(Lr: np.ndarray) -> list[list[int]]:
+    """For each atom of the adjacency ``Lr``, the atoms it shares an edge with (``Lr > 0``)."""
+    out: list[list[int]] = [[] for _ in range(len(Lr))]
+    for a, b in zip(*(ix.tolist() for ix in np.nonzero(Lr > 0)), strict=True):
+        out[a].append(b)
+    return out
+
+
 def reach(adj: np.ndarray, start: int = 0) -> np.ndarray:
     """Nodes reachable from ``start`` along a dense boolean adjacency (``adj[i, j]``: i to j)."""
     k = len(adj)
@@ -113,9 +122,7 @@ def reach(adj: np.ndarray, start: int = 0) -> np.ndarray:
             out |= new
             frontier = new
         return out
-    nbrs: list[list[int]] = [[] for _ in range(k)]
-    for a, b in zip(*(ix.tolist() for ix in np.nonzero(adj)), strict=True):
-        nbrs[a].append(b)
+    nbrs = neighbour_lists(adj)
     seen = [False] * k
     seen[start] = True
     stack = [start]

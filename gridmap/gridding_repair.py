@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gridmap.gridding_atoms import Atoms, reach
+from gridmap.gridding_atoms import Atoms, neighbour_lists, reach
 
 __all__ = [
     "between_grids",
@@ -52,14 +52,6 @@ def connected(Lr: np.ndarray, mask: np.ndarray) -> bool:
     if len(idx) <= 1:
         return True
     return bool(reach(Lr[np.ix_(idx, idx)] > 0).all())
-
-
-def neighbour_lists(Lr: np.ndarray) -> list[list[int]]:
-    """For each atom of the adjacency ``Lr``, the atoms it shares an edge with (``Lr > 0``)."""
-    out: list[list[int]] = [[] for _ in range(len(Lr))]
-    for a, b in zip(*(ix.tolist() for ix in np.nonzero(Lr > 0)), strict=True):
-        out[a].append(b)
-    return out
 
 
 def connected_lists(nbrs: list[list[int]], mask: np.ndarray) -> bool:

@@ -60,14 +60,25 @@ from gridmap.gridding import (  # noqa: E402
     _units,
     grid_community,
 )
+from gridmap.gridding_atoms import Atoms  # noqa: E402
 from gridmap.gridding_blocks import build_atoms  # noqa: E402
 from gridmap.gridding_quality import grid_quality, polsby_popper  # noqa: E402
+from gridmap.gridding_repair import connected  # noqa: E402
 
 TARGET_CV = 0.05
 TARGET_PP = 0.70
 TARGET_ALIGN = 0.80
 ALIGN = 15.0
 TAUS = (1.01, 0.9, 0.8, 0.7, 0.6, 0.5)  # item 4: block share needed to move a block whole
+
+
+def road_blocks(part: shapely.Polygon, u: dict, near: np.ndarray) -> Atoms:
+    """The gridder's first atoms of ``part``: its road blocks holding the units ``u``."""
+    xy, hh, res, foot = _units(u)
+    origin = np.array(part.centroid.coords[0])
+    ra = _roads(near)
+    uset = _unit_set(xy, hh, res, foot, origin, _directions(ra, part))
+    return build_atoms(part, ra, uset, np.arange(len(hh)), origin)
 
 
 def best_cv(hh: np.ndarray, n: int, rng: np.random.Generator, restarts: int = 20) -> float:
@@ -158,11 +169,7 @@ def frontier(comms: list, units: list, roads: list) -> None:
             continue
         part = max(shapely.get_parts(geom), key=lambda p: p.area)
         near = road_arr[tree.query(geom.buffer(20))]
-        xy, hh, res, foot = _units(u)
-        origin = np.array(part.centroid.coords[0])
-        ra = _roads(near)
-        uset = _unit_set(xy, hh, res, foot, origin, _directions(ra, part))
-        blocks = np.asarray(build_atoms(part, ra, uset, np.arange(len(hh)), origin).geoms)
+        blocks = np.asarray(road_blocks(part, u, near).geoms)
         cells = compact_cells(part, n, rng)
         for t in TAUS:
             grids = snapped(blocks, cells, t)
@@ -175,16 +182,6 @@ def frontier(comms: list, units: list, roads: list) -> None:
     for t in TAUS:
         what = "cells as they are" if t > 1 else f"blocks with ≥ {t:.0%} in one cell go whole"
         print(f"   {what:<40} PP mean {np.mean(pp[t]):.3f}  alignment mean {np.mean(al[t]):.3f}")
-
-
-def _connected(adj: np.ndarray, mask: np.ndarray) -> bool:
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    idx = np.flatnonzero(mask)
-    if len(idx) <= 1:
-        return len(idx) == 1
-    return connected_components(csr_matrix(adj[np.ix_(idx, idx)]), directed=False)[0] == 1
 
 
 def contiguous_cv(
@@ -232,9 +229,9 @@ def contiguous_cv(
         new[i] = gj
         if swap:
             new[j] = gi
-        if not (new == gi).any() or not _connected(adj, new == gi):
+        if not (new == gi).any() or not connected(adj, new == gi):
             continue
-        if not _connected(adj, new == gj):
+        if not connected(adj, new == gj):
             continue
         lab, w[gi], w[gj] = new, w[gi] - t, w[gj] + t
         best = min(best, float(w.std() / mean))
@@ -287,11 +284,7 @@ def main() -> None:
         cvs.append(best_cv(hh, n, rng))
         part = max(shapely.get_parts(geom), key=lambda p: p.area)
         near = road_arr[tree.query(part)]
-        xy, hh_, res, foot = _units(u)
-        origin = np.array(part.centroid.coords[0])
-        ra = _roads(near)
-        uset = _unit_set(xy, hh_, res, foot, origin, _directions(ra, part))
-        at = build_atoms(part, ra, uset, np.arange(len(hh_)), origin)
+        at = road_blocks(part, u, near)
         mean = hh.sum() / n
         cap = mean * (1 + TARGET_CV * np.sqrt(n - 1))
         must = at.hh > cap

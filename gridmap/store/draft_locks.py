@@ -124,10 +124,12 @@ def open_draft(
             "it, or open exactly the same communities again",
             code="draft-open",
         )
+    if from_version is not None:
+        _check_plan(session, from_version)
     source = (
         "valid_from IS NOT NULL AND valid_to IS NULL"
         if from_version is None
-        else _plan_source(session, from_version)
+        else "version_id = :src"
     )
     counts: dict[int, int] = dict(
         session.execute(
@@ -178,9 +180,9 @@ def open_draft(
     return draft_info(session, vid)
 
 
-def _plan_source(session: Session, version: int) -> str:
-    """The grid filter for a plan to start a draft from: a generated draft, not yet published
-    (anything else is a 409 naming what it is; an unknown id a 404)."""
+def _check_plan(session: Session, version: int) -> None:
+    """A draft may start from a generated draft not yet published (anything else is a 409
+    naming what it is; an unknown id a 404)."""
     row = session.execute(
         text("SELECT status, params->>'kind' AS kind FROM grid_version WHERE id = :v"),
         {"v": version},
@@ -193,7 +195,6 @@ def _plan_source(session: Session, version: int) -> str:
             "version, not a generated plan; open a draft of the current grids instead",
             code="not-a-plan",
         )
-    return "version_id = :src"
 
 
 def _refresh(session: Session, vid: int, minutes: int = LOCK_MINUTES) -> None:
